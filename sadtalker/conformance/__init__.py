@@ -1,0 +1,1 @@
+"""Golden-case conformance runner: `python -m sadtalker.conformance DIR [DIR ...]`."""
