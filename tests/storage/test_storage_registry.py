@@ -1,0 +1,96 @@
+"""The registry: provider names, option checking, install hints, and the upload retry helper."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+from storage import Storage, StorageConfigError, StorageError, StoredObject, create_storage, put_file_retrying
+from storage.local import LocalStorage
+
+
+@pytest.mark.parametrize("provider", [None, "", "local", " LOCAL "])
+def test_local_is_the_default(tmp_path: Path, provider: str | None) -> None:
+    storage = create_storage(provider, {}, local_root=tmp_path)
+    assert isinstance(storage, LocalStorage) and storage.root == tmp_path.resolve()
+
+
+def test_unknown_provider_is_refused_with_the_valid_values(tmp_path: Path) -> None:
+    with pytest.raises(StorageConfigError, match=r"unknown storage provider 'gcs'.*local, s3, supabase") as info:
+        create_storage("gcs", {}, local_root=tmp_path)
+    assert info.value.code == "storage_config_error"
+
+
+def test_unknown_options_are_refused_by_name(tmp_path: Path) -> None:
+    with pytest.raises(StorageConfigError, match=r"unknown s3 storage option\(s\) buckett: valid options are"):
+        create_storage("s3", {"bucket": "b", "buckett": "b"}, local_root=tmp_path)
+    with pytest.raises(StorageConfigError, match="unknown local storage option"):
+        create_storage("local", {"bucket": "b"}, local_root=tmp_path)
+
+
+def test_none_options_count_as_unset(tmp_path: Path) -> None:
+    assert isinstance(create_storage(None, {"bucket": None}, local_root=tmp_path), LocalStorage)
+
+
+def test_required_options_name_their_variables(tmp_path: Path) -> None:
+    with pytest.raises(StorageConfigError, match=r"s3 storage needs bucket \(S3_BUCKET\)"):
+        create_storage("s3", {"region": "eu-west-1"}, local_root=tmp_path)
+    with pytest.raises(StorageConfigError, match=r"key \(SUPABASE_SERVICE_ROLE_KEY or SUPABASE_KEY\)"):
+        create_storage("supabase", {"url": "http://x", "bucket": "b"}, local_root=tmp_path)
+
+
+@pytest.mark.parametrize(("provider", "options", "package", "hint"), [
+    ("s3", {"bucket": "b"}, "boto3", "pip install 'boto3"),
+    ("supabase", {"url": "http://127.0.0.1:1", "key": "k", "bucket": "b"}, "supabase", "pip install 'supabase"),
+])
+def test_missing_package_gives_the_install_hint(tmp_path, monkeypatch, provider, options, package, hint) -> None:
+    monkeypatch.setitem(sys.modules, package, None)  # makes `import package` raise ImportError
+    with pytest.raises(StorageConfigError, match=hint):
+        create_storage(provider, options, local_root=tmp_path)
+
+
+class FlakyStorage(LocalStorage):
+    """A local store whose first `failures` uploads fail, as a network store does when it is down."""
+
+    def __init__(self, root: Path, failures: int) -> None:
+        super().__init__(root)
+        self.failures = failures
+        self.tries = 0
+
+    def put_file(self, path: Path, key: str, content_type: str = "video/mp4") -> StoredObject:
+        self.tries += 1
+        if self.tries <= self.failures:
+            raise StorageError("store unavailable")
+        return super().put_file(path, key, content_type)
+
+
+def test_retry_helper_retries_then_succeeds(tmp_path: Path, video_file: Path) -> None:
+    store, sleeps = FlakyStorage(tmp_path / "o", failures=2), []
+    stored = put_file_retrying(store, video_file, "v.mp4", delays_s=(1, 4, 15), sleep=sleeps.append)
+    assert stored.size == video_file.stat().st_size and store.tries == 3 and sleeps == [1, 4]
+
+
+def test_retry_helper_raises_the_last_error_when_exhausted(tmp_path: Path, video_file: Path) -> None:
+    store, sleeps = FlakyStorage(tmp_path / "o", failures=9), []
+    with pytest.raises(StorageError, match="store unavailable"):
+        put_file_retrying(store, video_file, "v.mp4", delays_s=(0.5, 2), sleep=sleeps.append)
+    assert store.tries == 3 and sleeps == [0.5, 2]
+
+
+def test_retry_helper_does_not_retry_config_errors(tmp_path: Path, video_file: Path) -> None:
+    class Misconfigured(LocalStorage):
+        def put_file(self, path, key, content_type="video/mp4") -> StoredObject:
+            raise StorageConfigError("bucket does not exist")
+
+    sleeps: list[float] = []
+    with pytest.raises(StorageConfigError):
+        put_file_retrying(Misconfigured(tmp_path), video_file, "v.mp4", sleep=sleeps.append)
+    assert sleeps == []
+
+
+def test_base_class_defaults(tmp_path: Path) -> None:
+    storage: Storage = LocalStorage(tmp_path)
+    storage.check()
+    storage.close()
