@@ -1,0 +1,148 @@
+"""Reading the official face-model weight files and strict loading into our modules.
+
+Each official file is a torch pickle (zip or legacy format, read with `weights_only=True`) or, under the same
+file name, the pickle-free flattened safetensors form (`<dict_key>.<name>` keys for the nested files). Both
+are read into one flat `name -> tensor` mapping using the flattened names; per-file rules then pick the
+model's state dict out of it (SPEC §1).
+"""
+
+from __future__ import annotations
+
+import json
+import struct
+from collections.abc import Callable, Mapping
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from ..errors import CheckpointError
+
+DETECTOR_FILE = "detection_Resnet50_Final.pth"
+LANDMARK_FILE = "alignment_WFLW_4HG.pth"
+PARSING_FILE = "parsing_parsenet.pth"
+GFPGAN_FILE = "GFPGANv1.4.pth"
+FACE_FILES = (DETECTOR_FILE, LANDMARK_FILE, PARSING_FILE, GFPGAN_FILE)
+
+_ZIP_MAGIC = b"PK\x03\x04"
+_PICKLE_PROTO = 0x80  # legacy (pre-1.6) torch.save files start with a pickle protocol opcode
+
+
+def read_flat(path: Path) -> dict[str, torch.Tensor]:
+    """All tensors of a weight file under their flattened names (`state_dict.conv1.conv.weight`, ...)."""
+    path = Path(path)
+    try:
+        head = path.open("rb").read(16)
+    except OSError as e:
+        raise CheckpointError(f"{path}: cannot read ({e})") from e
+    if head.startswith(_ZIP_MAGIC) or (head[:1] and head[0] == _PICKLE_PROTO):
+        return _read_torch(path)
+    if _looks_like_safetensors(path, head):
+        return _read_safetensors(path)
+    raise CheckpointError(f"{path}: neither a torch checkpoint nor a safetensors file (truncated or foreign)")
+
+
+def _looks_like_safetensors(path: Path, head: bytes) -> bool:
+    if len(head) < 9:
+        return False
+    (header_len,) = struct.unpack("<Q", head[:8])
+    return head[8:9] == b"{" and 0 < header_len <= path.stat().st_size - 8
+
+
+def _read_torch(path: Path) -> dict[str, torch.Tensor]:
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # noqa: BLE001 - any unpickling failure means a broken or foreign file
+        raise CheckpointError(f"{path}: not a loadable torch checkpoint ({type(e).__name__}: {e})") from e
+    if not isinstance(obj, Mapping):
+        raise CheckpointError(f"{path}: expected a dict of tensors, found {type(obj).__name__}")
+    flat: dict[str, torch.Tensor] = {}
+    _flatten(obj, "", flat)
+    return flat
+
+
+def _flatten(obj: Mapping, prefix: str, out: dict[str, torch.Tensor]) -> None:
+    for key, value in obj.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, torch.Tensor):
+            out[name] = value
+        elif isinstance(value, Mapping):
+            _flatten(value, name + ".", out)
+        # other entries (epoch numbers, optimizer settings) are not weights
+
+
+def _read_safetensors(path: Path) -> dict[str, torch.Tensor]:
+    from safetensors.torch import load_file
+
+    try:
+        return dict(load_file(str(path), device="cpu"))
+    except Exception as e:  # noqa: BLE001 - safetensors raises several types for damaged files
+        raise CheckpointError(f"{path}: damaged safetensors file ({type(e).__name__}: {e})") from e
+
+
+def safetensors_metadata(path: Path) -> dict[str, str]:
+    """The metadata dict of a safetensors file (empty when absent)."""
+    with Path(path).open("rb") as f:
+        (n,) = struct.unpack("<Q", f.read(8))
+        header = json.loads(f.read(n))
+    return dict(header.get("__metadata__", {}))
+
+
+def detector_state(flat: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """RetinaFace: flat state dict; a leading `module.` (DataParallel) is removed where present."""
+    return {k[len("module."):] if k.startswith("module.") else k: v for k, v in flat.items()}
+
+
+def landmark_state(flat: Mapping[str, torch.Tensor], source: str) -> dict[str, torch.Tensor]:
+    """FAN: the `['state_dict']` entry, no renaming."""
+    return _sub_dict(flat, ("state_dict",), source)
+
+
+def gfpgan_state(flat: Mapping[str, torch.Tensor], source: str) -> dict[str, torch.Tensor]:
+    """GFPGAN: `['params_ema']` when present, else `['params']`."""
+    return _sub_dict(flat, ("params_ema", "params"), source)
+
+
+def _sub_dict(flat: Mapping[str, torch.Tensor], keys: tuple[str, ...], source: str) -> dict[str, torch.Tensor]:
+    for key in keys:
+        prefix = key + "."
+        sub = {k[len(prefix):]: v for k, v in flat.items() if k.startswith(prefix)}
+        if sub:
+            return sub
+    found = sorted({k.split(".", 1)[0] for k in flat})[:5]
+    raise CheckpointError(f"{source}: no {' or '.join(repr(k) for k in keys)} entry (top-level keys: {found})")
+
+
+def shape(state: Mapping[str, torch.Tensor], name: str, source: str) -> tuple[int, ...]:
+    """Shape of a tensor the dims inference needs; CheckpointError naming it when absent."""
+    if name not in state:
+        raise CheckpointError(f"{source}: missing tensor '{name}'")
+    return tuple(state[name].shape)
+
+
+def load_strict(module: nn.Module, state: Mapping[str, torch.Tensor], source: str) -> None:
+    """Copy `state` into `module`; any missing, unexpected or mis-shaped tensor raises CheckpointError.
+
+    BatchNorm `num_batches_tracked` counters may be absent (torch tolerates that too).
+    """
+    own = module.state_dict()
+    missing = [k for k in own if k not in state and not k.endswith("num_batches_tracked")]
+    if missing:
+        raise CheckpointError(f"{source}: missing tensor '{missing[0]}' ({len(missing)} missing)")
+    unexpected = [k for k in state if k not in own]
+    if unexpected:
+        raise CheckpointError(f"{source}: unexpected tensor '{unexpected[0]}' ({len(unexpected)} unexpected)")
+    for name, value in state.items():
+        expected = tuple(own[name].shape)
+        scalar_counter = expected == () and value.numel() == 1  # numpy-written counters are (1,)
+        if tuple(value.shape) != expected and not scalar_counter:
+            raise CheckpointError(f"{source}: tensor '{name}' has shape {tuple(value.shape)}, expected {expected}")
+    fixed = {k: v.reshape(own[k].shape) for k, v in state.items()}  # (1,) counters from numpy -> 0-d
+    module.load_state_dict(fixed, strict=False)
+
+
+def build_and_load(make: Callable[[], nn.Module], state: Mapping[str, torch.Tensor], source: str) -> nn.Module:
+    """Build a module (dims already inferred) and load it strictly; eval mode."""
+    module = make()
+    load_strict(module, state, source)
+    return module.eval()
