@@ -1,0 +1,27 @@
+"""Python client of the SadTalker talking-head service (`/v1/jobs`), with a command line:
+`python -m sadtalker_client --help`."""
+
+from .aio import AsyncClient
+from .client import Client
+from .errors import ApiError, ClientError, ConnectionFailed, JobFailed, WaitTimeout
+from .models import Job, JobError, JobEvent, Preflight, Problem, Progress, Result
+from .wire import DEFAULT_URL, JobInputs
+
+__all__ = [
+    "DEFAULT_URL",
+    "ApiError",
+    "AsyncClient",
+    "Client",
+    "ClientError",
+    "ConnectionFailed",
+    "Job",
+    "JobError",
+    "JobEvent",
+    "JobFailed",
+    "JobInputs",
+    "Preflight",
+    "Problem",
+    "Progress",
+    "Result",
+    "WaitTimeout",
+]

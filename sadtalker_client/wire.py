@@ -1,0 +1,108 @@
+"""What the sync and async clients share: the request forms, response checks and event parsing (no I/O here)."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+
+import httpx
+
+from .errors import ApiError, ConnectionFailed
+from .models import Job, JobEvent
+from .sse import ServerSentEvent
+
+DEFAULT_URL = "http://127.0.0.1:8888"
+SSE_READ_TIMEOUT_S = 60.0  # the server sends a heartbeat well within this; a silent minute means a dead link
+RECONNECT_DELAYS_S = (0.25, 0.5, 1.0, 2.0, 4.0)  # event stream reconnects before giving up
+
+
+@dataclass(frozen=True)
+class JobInputs:
+    """The inputs of `POST /v1/jobs` and `POST /v1/preflight`: a file or a URL for each medium, and options.
+
+    Options left None take the server's defaults."""
+
+    image: str | Path | None = None
+    audio: str | Path | None = None
+    image_url: str | None = None
+    audio_url: str | None = None
+    preprocess: str | None = None  # crop | extcrop | resize | full | extfull
+    still: bool | None = None
+    enhancer: str | None = None  # none | gfpgan
+    size: int | None = None  # 256 | 512
+    pose_style: int | None = None  # 0..45
+    expression_scale: float | None = None  # 0..3
+    batch_size: int | None = None
+    seed: int | None = None
+    webhook_url: str | None = None
+    metadata: Mapping[str, Any] | None = None
+
+    def form_fields(self) -> dict[str, str]:
+        """The non-file multipart fields, as strings (booleans as `true`/`false`, metadata as JSON)."""
+        fields: dict[str, str] = {}
+        for name in ("image_url", "audio_url", "preprocess", "enhancer", "size", "pose_style",
+                     "expression_scale", "batch_size", "seed", "webhook_url"):
+            value = getattr(self, name)
+            if value is not None:
+                fields[name] = str(value)
+        if self.still is not None:
+            fields["still"] = "true" if self.still else "false"
+        if self.metadata is not None:
+            fields["metadata"] = json.dumps(dict(self.metadata))
+        return fields
+
+    @contextlib.contextmanager
+    def open_files(self) -> Iterator[dict[str, tuple[str, IO[bytes]]]]:
+        """Opens the local files for a multipart upload (streamed, not read into memory)."""
+        with contextlib.ExitStack() as stack:
+            files: dict[str, tuple[str, IO[bytes]]] = {}
+            for name in ("image", "audio"):
+                path = getattr(self, name)
+                if path is not None:
+                    path = Path(path)
+                    try:
+                        handle = stack.enter_context(path.open("rb"))
+                    except OSError as e:
+                        raise FileNotFoundError(f"cannot read the {name} file {path}: {e.strerror}") from e
+                    files[name] = (path.name, handle)
+            yield files
+
+
+def headers_for(api_key: str | None) -> dict[str, str]:
+    headers = {"User-Agent": "sadtalker-client/0.1"}
+    if api_key:
+        headers["X-API-Key"] = api_key
+    return headers
+
+
+def check(response: httpx.Response) -> httpx.Response:
+    """Raises ApiError for a 4xx/5xx (the body must have been read)."""
+    if response.status_code >= 400:
+        raise ApiError.from_response(response)
+    return response
+
+
+@contextlib.contextmanager
+def translated_transport_errors(base_url: str) -> Iterator[None]:
+    try:
+        yield
+    except httpx.TransportError as e:
+        raise ConnectionFailed(f"cannot reach the service at {base_url}: {e or type(e).__name__}") from e
+
+
+def job_event(sse: ServerSentEvent) -> JobEvent:
+    return JobEvent(id=sse.id, event=sse.event, job=Job.from_dict(json.loads(sse.data)))
+
+
+def job_list(body: Any) -> list[Job]:
+    items = body.get("data", []) if isinstance(body, dict) else body
+    return [Job.from_dict(item) for item in items]
+
+
+def reconnect_delay_s(attempt: int) -> float | None:
+    """Seconds to wait before reconnect `attempt` (1-based), or None when it is time to give up."""
+    return RECONNECT_DELAYS_S[attempt - 1] if attempt <= len(RECONNECT_DELAYS_S) else None
