@@ -1,0 +1,141 @@
+"""Building blocks shared by the face-renderer networks (ARCHITECTURE §7.1) and the strict loader.
+
+Every block keeps the official sub-module names (`conv`, `norm`, `conv1`, ...), so a network's
+`state_dict()` lists exactly the tensor names of the official checkpoint files. BatchNorm layers are
+plain `nn.BatchNorm2d/3d` (the original synchronized BN is identical in eval mode).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .errors import CheckpointError
+
+
+class DownBlock2d(nn.Module):
+    """conv3x3 -> BN -> ReLU -> 2x2 average pool (halves H and W)."""
+
+    def __init__(self, in_features: int, out_features: int):
+        super().__init__()
+        self.conv = nn.Conv2d(in_features, out_features, kernel_size=3, padding=1)
+        self.norm = nn.BatchNorm2d(out_features)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.avg_pool2d(F.relu(self.norm(self.conv(x))), kernel_size=2)
+
+
+class DownBlock3d(nn.Module):
+    """conv3x3x3 -> BN3d -> ReLU -> average pool (1,2,2) (depth kept)."""
+
+    def __init__(self, in_features: int, out_features: int):
+        super().__init__()
+        self.conv = nn.Conv3d(in_features, out_features, kernel_size=3, padding=1)
+        self.norm = nn.BatchNorm3d(out_features)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.avg_pool3d(F.relu(self.norm(self.conv(x))), kernel_size=(1, 2, 2))
+
+
+class UpBlock3d(nn.Module):
+    """nearest upsample (1,2,2) -> conv3x3x3 -> BN3d -> ReLU."""
+
+    def __init__(self, in_features: int, out_features: int):
+        super().__init__()
+        self.conv = nn.Conv3d(in_features, out_features, kernel_size=3, padding=1)
+        self.norm = nn.BatchNorm3d(out_features)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = F.interpolate(x, scale_factor=(1, 2, 2))  # nearest
+        return F.relu(self.norm(self.conv(x)))
+
+
+class SameBlock2d(nn.Module):
+    """conv -> BN -> ReLU (or LeakyReLU with torch's default slope 0.01); spatial size kept."""
+
+    def __init__(self, in_features: int, out_features: int, kernel_size: int = 3, padding: int = 1,
+                 lrelu: bool = False):
+        super().__init__()
+        self.conv = nn.Conv2d(in_features, out_features, kernel_size=kernel_size, padding=padding)
+        self.norm = nn.BatchNorm2d(out_features)
+        self.lrelu = lrelu
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.norm(self.conv(x))
+        return F.leaky_relu(x, 0.01) if self.lrelu else F.relu(x)
+
+
+class ResBlock3d(nn.Module):
+    """Pre-activation residual block: x + conv(ReLU(BN(conv(ReLU(BN(x))))))."""
+
+    def __init__(self, features: int):
+        super().__init__()
+        self.conv1 = nn.Conv3d(features, features, kernel_size=3, padding=1)
+        self.conv2 = nn.Conv3d(features, features, kernel_size=3, padding=1)
+        self.norm1 = nn.BatchNorm3d(features)
+        self.norm2 = nn.BatchNorm3d(features)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.conv1(F.relu(self.norm1(x)))
+        out = self.conv2(F.relu(self.norm2(out)))
+        return out + x
+
+
+def coordinate_grid(spatial: Sequence[int], like: torch.Tensor) -> torch.Tensor:
+    """(D,H,W,3) grid of (x, y, z) in [-1, 1] with -1/+1 at the first/last voxel centre.
+
+    x runs along W, y along H, z along D (the align_corners=True convention of the keypoints).
+    """
+    d, h, w = spatial
+    axes = []
+    for n in (w, h, d):
+        r = torch.arange(n, dtype=like.dtype, device=like.device)
+        axes.append(2 * (r / (n - 1)) - 1)
+    x, y, z = axes
+    zz = z.view(-1, 1, 1).expand(d, h, w)
+    yy = y.view(1, -1, 1).expand(d, h, w)
+    xx = x.view(1, 1, -1).expand(d, h, w)
+    return torch.stack([xx, yy, zz], dim=-1)  # D x H x W x 3
+
+
+def count_indexed(state: Mapping[str, object], prefix: str) -> int:
+    """Number of consecutive children `prefix{i}.` present in a state dict (i = 0, 1, ...)."""
+    n = 0
+    while any(k.startswith(f"{prefix}{n}.") for k in state):
+        n += 1
+    return n
+
+
+def require(state: Mapping[str, torch.Tensor], name: str, source: str) -> torch.Tensor:
+    """`state[name]`, or CheckpointError naming the file and the tensor."""
+    if name not in state:
+        raise CheckpointError(f"{source}: missing tensor '{name}'")
+    return state[name]
+
+
+def load_strict(module: nn.Module, state: Mapping[str, torch.Tensor], source: str) -> None:
+    """Load `state` into `module`; every tensor must be present, expected and of the right shape.
+
+    Raises CheckpointError naming `source` and the first missing, unexpected or mis-shaped tensor.
+    """
+    own = module.state_dict()
+    for name, tensor in own.items():
+        if name not in state:
+            raise CheckpointError(f"{source}: missing tensor '{name}' (expected shape {tuple(tensor.shape)})")
+        got = tuple(state[name].shape)
+        if got != tuple(tensor.shape):
+            raise CheckpointError(f"{source}: tensor '{name}' has shape {got}, expected {tuple(tensor.shape)}")
+    for name in state:
+        if name not in own:
+            raise CheckpointError(f"{source}: unexpected tensor '{name}'")
+    converted = {}
+    for name, tensor in state.items():
+        t = torch.as_tensor(tensor)
+        if t.is_floating_point() != own[name].is_floating_point():
+            raise CheckpointError(f"{source}: tensor '{name}' has dtype {t.dtype}, expected {own[name].dtype}")
+        converted[name] = t
+    module.load_state_dict(converted, strict=True)
+    module.eval()
