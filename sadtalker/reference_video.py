@@ -1,0 +1,105 @@
+"""Reference videos (`ref_eyeblink`, `ref_pose`): their per-frame 3DMM coefficients (ARCHITECTURE §5.7, §8.1).
+
+Every frame is cut with the crop box of the first frame (as the reference does for videos), its landmarks are
+found on the crop (a frame without a face reuses the previous frame's landmarks), aligned, and run through the
+3DMM net in small batches. Only the first `max_frames` frames are read: the sequence is tiled from its start,
+so later frames are never used.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import cv2
+import numpy as np
+
+from .align import align_face, five_points, flip_y
+from .crop import apply_crop, crop_box
+from .errors import InvalidImage, NoFaceDetected
+from .preprocess import coeff_from_aligned, detect_for_crop, landmarks_in_crop
+
+if TYPE_CHECKING:
+    from torch import nn
+
+    from .face import FaceAnalyzer
+
+log = logging.getLogger(__name__)
+
+RECON_BATCH = 8   # aligned crops per 3DMM forward pass
+
+
+class InvalidVideo(InvalidImage):
+    """A reference video that cannot be decoded or holds no frames."""
+
+    code = "invalid_video"
+
+
+def read_frames(path: Path, max_frames: int) -> Iterator[np.ndarray]:
+    """Yield up to `max_frames` frames (H,W,3) uint8 RGB. InvalidVideo if none can be decoded."""
+    if not Path(path).is_file():
+        raise InvalidVideo(f"reference video {path} does not exist")
+    capture = cv2.VideoCapture(str(path))
+    count = 0
+    try:
+        while count < max_frames:
+            ok, bgr = capture.read()
+            if not ok:
+                break
+            count += 1
+            yield cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+    finally:
+        capture.release()
+    if count == 0:
+        raise InvalidVideo(f"no video frames could be decoded from {Path(path).name}")
+
+
+def tile_to(seq: np.ndarray, length: int) -> np.ndarray:
+    """Repeat a (N,C) sequence from its start to exactly `length` rows (whole repeats, then a part)."""
+    reps = -(-length // len(seq))
+    return np.concatenate([seq] * reps, axis=0)[:length]
+
+
+def _crop_frame(frame: np.ndarray, box, mode: str, size: int) -> np.ndarray:
+    if box is None:
+        return cv2.resize(frame, (size, size))
+    return cv2.resize(apply_crop(frame, box, mode), (size, size))
+
+
+def reference_coeffs(analyzer: FaceAnalyzer, recon_net: nn.Module, path: Path, *, mode: str, size: int,
+                     max_frames: int) -> np.ndarray:
+    """(N,73) float32 coefficients of the first N <= max_frames frames of a video."""
+    frames = read_frames(path, max_frames)
+    first = next(frames)
+    try:
+        face = detect_for_crop(analyzer, first)
+    except NoFaceDetected as e:
+        raise NoFaceDetected(f"no face in the first frame of the reference video {Path(path).name}") from e
+    lm_first = analyzer.landmarks68(first, face)
+    height, width = first.shape[:2]
+    box = None if mode == "resize" else crop_box(lm_first, (width, height))
+    previous = landmarks_in_crop(lm_first, box, mode, (width, height), size)
+
+    coeffs, images, params = [], [], []
+    for frame in _chain(first, frames):
+        crop = _crop_frame(frame, box, mode, size)
+        try:
+            previous = analyzer.landmarks68(crop)
+        except NoFaceDetected:
+            log.debug("reference frame without a face: reusing the previous landmarks")
+        aligned = align_face(crop, five_points(flip_y(previous, size)))
+        images.append(aligned.image224)
+        params.append(aligned.trans_params)
+        if len(images) == RECON_BATCH:
+            coeffs.append(coeff_from_aligned(recon_net, np.stack(images), np.stack(params)))
+            images, params = [], []
+    if images:
+        coeffs.append(coeff_from_aligned(recon_net, np.stack(images), np.stack(params)))
+    return np.concatenate(coeffs, axis=0)
+
+
+def _chain(first: np.ndarray, rest: Iterator[np.ndarray]) -> Iterator[np.ndarray]:
+    yield first
+    yield from rest
