@@ -1,0 +1,157 @@
+"""`dispatch.api:app`: the platform's create/status contract over the BullMQ queue, for deployments without
+the Next.js front end.
+
+    POST /api/sadtalker/create   {imageUrl, audioUrl, userId, ...options} -> {"jobId": "..."}
+    GET  /api/sadtalker/status?id=...  -> {"state", "progress", "result", "error", ...} (BullMQ's states)
+
+Same API-key scheme as the service (`X-API-Key`). The routes are also an APIRouter (`router`) the service
+can include; the queue connection is opened on first use, so the routes work mounted or included, where
+no lifespan of ours runs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import logging
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+from bullmq import Job, Queue
+from fastapi import APIRouter, Body, Depends, FastAPI, Header, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+
+import urlguard
+from dispatch import constants as c
+from dispatch.payload import InvalidJobData, parse_payload
+from dispatch.settings import DispatchSettings
+
+log = logging.getLogger(__name__)
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, code: str, message: str):
+        super().__init__(message)
+        self.status, self.code, self.message = status, code, message
+
+
+def _error_response(status: int, code: str, message: str) -> JSONResponse:
+    return JSONResponse({"error": {"code": code, "message": message}}, status_code=status)
+
+
+@dataclass
+class DispatchState:
+    settings: DispatchSettings
+    queue: Queue
+
+
+async def dispatch_state(request: Request) -> DispatchState:
+    """The app's settings and BullMQ queue, made on first use (settings from `create_app` or the env)."""
+    state = request.app.state
+    if getattr(state, "dispatch", None) is None:
+        lock = getattr(state, "dispatch_lock", None) or asyncio.Lock()
+        state.dispatch_lock = lock
+        async with lock:
+            if getattr(state, "dispatch", None) is None:
+                settings = getattr(state, "dispatch_settings", None) or DispatchSettings()
+                queue = Queue(settings.queue_name, {"connection": settings.redis_url, "prefix": c.BULLMQ_PREFIX})
+                state.dispatch = DispatchState(settings, queue)
+    return state.dispatch
+
+
+State = Annotated[DispatchState, Depends(dispatch_state)]
+
+
+async def require_api_key(state: State, x_api_key: Annotated[str | None, Header()] = None) -> None:
+    keys = state.settings.api_key_list
+    if keys and not any(hmac.compare_digest((x_api_key or "").encode(), k.encode()) for k in keys):
+        raise ApiError(401, "unauthorized", "missing or invalid X-API-Key header")
+
+
+router = APIRouter(prefix="/api/sadtalker", dependencies=[Depends(require_api_key)])
+
+
+def _job_options(settings: DispatchSettings) -> dict:
+    return {"attempts": settings.job_attempts,
+            "backoff": {"type": "exponential", "delay": settings.job_backoff_ms},
+            "removeOnComplete": {"age": c.KEEP_COMPLETED_S}, "removeOnFail": {"age": c.KEEP_FAILED_S}}
+
+
+async def _check_urls(settings: DispatchSettings, *urls: str) -> None:
+    """Refuse private/metadata addresses before enqueueing (the worker checks again, per redirect hop)."""
+    for url in urls:
+        try:
+            await asyncio.to_thread(urlguard.check_url, url, allow_private=settings.allow_private_urls)
+        except (urlguard.BlockedURL, urlguard.FetchFailed) as e:
+            raise ApiError(422, e.code, str(e)) from e
+
+
+@router.post("/create")
+async def create(state: State, body: Annotated[dict[str, Any], Body()]) -> dict:
+    """Enqueue a job; the data is stored as given, as the Next.js platform stores it."""
+    try:
+        payload = parse_payload(body)
+    except InvalidJobData as e:
+        raise ApiError(422, e.code, str(e)) from e
+    await _check_urls(state.settings, payload.image_url, payload.audio_url)
+    job = await state.queue.add(c.JOB_NAME, body, _job_options(state.settings))
+    log.info("enqueued job %s for user %s", job.id, payload.user_id)
+    return {"jobId": job.id}
+
+
+@router.get("/status")
+async def status(state: State, id: Annotated[str, Query(min_length=1, max_length=200)]) -> dict:  # noqa: A002
+    job = await Job.fromId(state.queue, id)
+    if job is None:
+        raise ApiError(404, "not_found", f"no job {id!r} in queue {state.settings.queue_name!r}")
+    job_state = await state.queue.getJobState(id)
+    return {
+        "id": id, "state": job_state, "progress": job.progress,
+        "result": job.returnvalue if job_state == "completed" else None,
+        "error": job.failedReason if job_state == "failed" else None,
+        "lastError": job.failedReason or None, "attemptsMade": job.attemptsMade,
+        "attempts": job.opts.get("attempts", 1),
+    }
+
+
+async def _api_error(request: Request, exc: ApiError) -> JSONResponse:
+    return _error_response(exc.status, exc.code, exc.message)
+
+
+def include_in(app: FastAPI, settings: DispatchSettings | None = None) -> None:
+    """Add the create/status routes (and their error handler) to another app, e.g. the service."""
+    app.state.dispatch_settings = settings
+    app.include_router(router)
+    app.add_exception_handler(ApiError, _api_error)
+
+
+def create_app(settings: DispatchSettings | None = None) -> FastAPI:
+    """The standalone app. `settings=None` reads the environment on the first request."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        yield
+        if getattr(app.state, "dispatch", None) is not None:
+            await app.state.dispatch.queue.close()
+            app.state.dispatch = None
+
+    app = FastAPI(title="SadTalker platform queue", lifespan=lifespan)
+    app.state.dispatch = None
+    include_in(app, settings)
+
+    @app.get("/healthz")
+    async def healthz() -> dict:
+        return {"status": "ok"}
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+        first = exc.errors()[0] if exc.errors() else {}
+        where = ".".join(str(p) for p in first.get("loc", ()))
+        return _error_response(422, "validation_error", f"{where}: {first.get('msg', 'invalid request')}")
+
+    return app
+
+
+app = create_app()

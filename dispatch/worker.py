@@ -1,0 +1,212 @@
+"""`python -m dispatch.worker`: take jobs from the BullMQ queue and run each on a GPU pod.
+
+One attempt: download the inputs (caps, address guard) -> pick a healthy pod round-robin -> upload ->
+poll, mirroring progress into the BullMQ job -> return `{videoUrl, ...}`. Any failure a retry can fix
+raises, and BullMQ retries the job with its backoff (the failed pod is skipped meanwhile); failures no
+retry can fix (bad inputs, a refused address) raise UnrecoverableError so the job fails at once.
+Failure reasons read `<code>: <message>`. SIGTERM stops taking jobs and waits for the active ones.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import tempfile
+from pathlib import Path
+
+import httpx
+from bullmq import Job, UnrecoverableError, Worker
+
+import urlguard
+from dispatch import constants as c
+from dispatch.endpoints import (
+    NoHealthyPod,
+    PodEndpoint,
+    PodPool,
+    discover_runpod,
+    parse_static_endpoints,
+    refresh_forever,
+)
+from dispatch.inputs import download_inputs
+from dispatch.payload import InvalidJobData, JobPayload, parse_payload
+from dispatch.pods import PodClient, PodError, RemoteJobFailed
+from dispatch.settings import DispatchSettings
+
+log = logging.getLogger(__name__)
+
+DOWNLOADED_PERCENT = 5  # BullMQ progress after the inputs are in; the pod's 0-100 maps onto 5-99
+
+
+class AttemptFailed(RuntimeError):
+    """One attempt failed in a way a retry (another pod, later) may fix."""
+
+
+def _unrecoverable(code: str, message: str) -> UnrecoverableError:
+    return UnrecoverableError(f"{code}: {message}")
+
+
+class Dispatcher:
+    """The long-lived resources of one worker process: HTTP client, pod pool, BullMQ worker."""
+
+    def __init__(self, settings: DispatchSettings):
+        self.settings = settings
+        self.http: httpx.AsyncClient | None = None
+        self.pool = PodPool(parse_static_endpoints(settings.runpod_endpoints), settings.pod_cooldown_ms / 1000)
+        self.pods: PodClient | None = None
+        self.worker: Worker | None = None
+        self._tasks: list[asyncio.Task] = []
+
+    async def start(self) -> None:
+        s = self.settings
+        self.http = httpx.AsyncClient(timeout=httpx.Timeout(c.POD_REQUEST_TIMEOUT_S,
+                                                            connect=c.POD_CONNECT_TIMEOUT_S))
+        self.pods = PodClient(self.http, s)
+        if s.discovery_enabled:
+            self._tasks.append(asyncio.create_task(
+                refresh_forever(self.pool, self._discover, s.runpod_refresh_ms / 1000)))
+        self.worker = Worker(s.queue_name, self.process, {
+            "connection": s.redis_url, "prefix": c.BULLMQ_PREFIX, "autorun": False,
+            "concurrency": s.worker_concurrency, "lockDuration": s.lock_duration_ms,
+            "stalledInterval": s.lock_duration_ms, "runRetryDelay": s.redis_retry_ms,
+            "name": "sadtalker-dispatch"})
+        self.worker.on("error", lambda err, *_: log.warning("BullMQ worker: %s", err))
+        self.worker.on("failed", lambda job, err: log.info("job %s attempt failed: %s", job.id, err))
+        self._tasks.append(asyncio.create_task(self.worker.run()))
+        log.info("dispatching queue %r from %s to %d static pod(s)%s", s.queue_name, s.redis_url,
+                 len(self.pool.static), " + RunPod discovery" if s.discovery_enabled else "")
+
+    async def _discover(self) -> list[PodEndpoint]:
+        s = self.settings
+        return await discover_runpod(
+            self.http, api_url=s.runpod_api_url, api_key=s.runpod_api_key,
+            endpoint_ids=s.runpod_endpoint_id_list, proxy_url=s.runpod_proxy_url, pod_port=s.runpod_pod_port,
+            api_key_for_pods=s.remote_api_key or None)
+
+    async def close(self, drain_timeout_s: float | None = None) -> None:
+        """Stop taking jobs; wait up to `drain_timeout_s` for active ones, then abandon them (their
+        BullMQ locks lapse and another worker takes them over: nothing is lost)."""
+        if drain_timeout_s is None:
+            drain_timeout_s = self.settings.drain_timeout_ms / 1000
+        if self.worker is not None:
+            closing = asyncio.ensure_future(self.worker.close())
+            try:
+                await asyncio.wait_for(asyncio.shield(closing), drain_timeout_s)
+            except TimeoutError:
+                log.warning("drain timeout: abandoning %d active job(s)", len(self.worker.jobs))
+                self.worker.cancelProcessing()
+                await closing
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self.http is not None:
+            await self.http.aclose()
+
+    async def process(self, job: Job, token: str) -> dict:
+        """BullMQ processor: one attempt of one job, bounded by SADTALKER_JOB_TIMEOUT_MS."""
+        try:
+            payload = parse_payload(job.data)
+        except InvalidJobData as e:
+            raise _unrecoverable(e.code, str(e)) from e
+        log.info("job %s attempt %d", job.id, job.attemptsMade + 1)
+        timeout_s = self.settings.job_timeout_ms / 1000
+        try:
+            async with asyncio.timeout(timeout_s):
+                return await self._attempt(job, payload)
+        except TimeoutError as e:
+            raise AttemptFailed(f"timeout: the attempt took longer than {timeout_s:.0f} s "
+                                "(SADTALKER_JOB_TIMEOUT_MS)") from e
+        except (urlguard.BlockedURL, urlguard.TooLarge) as e:
+            raise _unrecoverable(e.code, str(e)) from e
+        except urlguard.FetchFailed as e:
+            raise AttemptFailed(f"{e.code}: {e}") from e
+        except RemoteJobFailed as e:
+            if e.permanent:
+                raise _unrecoverable(e.code, str(e).split(": ", 1)[-1]) from e
+            raise AttemptFailed(str(e)) from e
+        except (PodError, NoHealthyPod) as e:
+            raise AttemptFailed(f"{e.code}: {e}") from e
+
+    async def _attempt(self, job: Job, payload: JobPayload) -> dict:
+        with tempfile.TemporaryDirectory(prefix="sadtalker-dispatch-") as tmp:
+            image, audio = await download_inputs(self.http, payload, Path(tmp), self.settings)
+            await job.updateProgress(DOWNLOADED_PERCENT)
+            ep, answer = await self._submit(image, audio, payload.options)
+        log.info("job %s on %s", job.id, ep.url)
+        if self.settings.legacy_pods or "status" not in answer:
+            return self._result(ep, answer)
+        try:
+            final = await self.pods.wait(ep, answer, _progress_mirror(job))
+        except PodError as e:
+            self.pool.mark_down(ep, str(e))
+            raise
+        except asyncio.CancelledError:
+            await self.pods.cancel(ep, answer["id"])
+            raise
+        return self._result(ep, final)
+
+    async def _submit(self, image: Path, audio: Path, options: dict) -> tuple[PodEndpoint, dict]:
+        """Upload to the next healthy pod; a pod that refuses the upload is skipped for the next one."""
+        tried: set[str] = set()
+        while True:
+            ep = await self.pool.acquire(self.pods.health, exclude=tried)
+            tried.add(ep.url)
+            try:
+                return ep, await self.pods.create(ep, image, audio, options)
+            except PodError as e:
+                self.pool.mark_down(ep, str(e))
+
+    def _result(self, ep: PodEndpoint, answer: dict) -> dict:
+        result = answer.get("result") if isinstance(answer.get("result"), dict) else {}
+        return {
+            "videoUrl": self.pods.video_url(ep, answer), "remoteJobId": answer.get("id"), "pod": ep.url,
+            "durationS": result.get("duration_s"), "frames": result.get("frames"),
+            "width": result.get("width"), "height": result.get("height"), "bytes": result.get("bytes"),
+            "storage": result.get("storage"), "faceDetector": result.get("face_detector"),
+        }
+
+
+def _progress_mirror(job: Job):
+    """An on_progress callback writing the pod's percent into the BullMQ job when it changes."""
+    last = [DOWNLOADED_PERCENT]
+
+    async def mirror(remote: dict) -> None:
+        percent = (remote.get("progress") or {}).get("percent") or 0.0
+        value = DOWNLOADED_PERCENT + int(min(max(float(percent), 0.0), 100.0) * (99 - DOWNLOADED_PERCENT) / 100)
+        if value != last[0]:
+            last[0] = value
+            await job.updateProgress(value)
+
+    return mirror
+
+
+async def serve(settings: DispatchSettings, stop: asyncio.Event) -> None:
+    """Run a Dispatcher until `stop` is set, then drain."""
+    dispatcher = Dispatcher(settings)
+    await dispatcher.start()
+    try:
+        await stop.wait()
+        log.info("stopping: draining active jobs")
+    finally:
+        await dispatcher.close()
+
+
+async def _main(settings: DispatchSettings) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(sig, stop.set)
+    await serve(settings, stop)
+
+
+def main() -> None:
+    settings = DispatchSettings()
+    logging.basicConfig(level=settings.log_level.upper(),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    asyncio.run(_main(settings))
+
+
+if __name__ == "__main__":
+    main()
