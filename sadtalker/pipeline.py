@@ -1,0 +1,315 @@
+"""Portrait photo + speech -> lip-synced MP4: the entry point the service and the command line use.
+
+`Pipeline.load` loads every model once; `Pipeline.generate` runs six named stages, all in memory:
+face (crop + 3DMM) -> audio features -> coefficients -> render -> enhance -> encode. Render, enhance and
+encode are streamed batch by batch into one ffmpeg process, so memory does not grow with the clip length.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import torch
+
+from .crop import MODES, output_size
+from .encode import FPS, VideoEncoder
+from .errors import Cancelled, InvalidAudio, MissingCheckpoints
+from .pasteback import paste_frames
+from .preprocess import SourceFace, detect_for_crop, prepare_source, read_image
+from .reference_video import reference_coeffs, tile_to
+
+log = logging.getLogger(__name__)
+
+SIZES = (256, 512)
+ENHANCERS = ("none", "gfpgan")
+STAGES = ("preprocess", "audio_to_coeff", "render", "enhance", "encode")
+NUM_POSE_STYLES = 46
+MAX_EXPRESSION_SCALE = 3.0
+MAX_BATCH_SIZE = 64
+MAPPING_FILES = ("mapping_00229-model.pth.tar", "mapping_00109-model.pth.tar")
+DOWNLOAD_HINT = "download the official files with scripts/download_checkpoints.sh"
+
+ProgressFn = Callable[[str, int, int], None]   # (stage, done, total)
+
+
+@dataclass(frozen=True)
+class GenerateOptions:
+    preprocess: str = "crop"          # crop | extcrop | resize | full | extfull
+    still: bool = False
+    enhancer: str = "none"            # none | gfpgan
+    size: int = 256                   # 256 | 512
+    pose_style: int = 0               # 0..45
+    expression_scale: float = 1.0     # 0..3
+    batch_size: int = 2
+    ref_eyeblink: Path | None = None  # video file
+    ref_pose: Path | None = None      # video file
+    seed: int | None = None           # None -> random, reported in the result
+    use_blink: bool = True
+
+    def validate(self) -> None:
+        """ValueError naming the first bad option and its valid values."""
+        checks = [
+            (self.preprocess in MODES, f"preprocess must be one of {', '.join(MODES)}"),
+            (self.enhancer in ENHANCERS, f"enhancer must be one of {', '.join(ENHANCERS)}"),
+            (self.size in SIZES, f"size must be one of {', '.join(map(str, SIZES))}"),
+            (0 <= self.pose_style < NUM_POSE_STYLES, f"pose_style must be in 0..{NUM_POSE_STYLES - 1}"),
+            (0 <= self.expression_scale <= MAX_EXPRESSION_SCALE,
+             f"expression_scale must be in 0..{MAX_EXPRESSION_SCALE:g}"),
+            (1 <= self.batch_size <= MAX_BATCH_SIZE, f"batch_size must be in 1..{MAX_BATCH_SIZE}"),
+            (self.seed is None or 0 <= self.seed < 2**63, "seed must be a non-negative integer"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise ValueError(message)
+
+
+@dataclass(frozen=True)
+class FaceInfo:
+    box: tuple
+    score: float
+    detector: str
+    image_size: tuple[int, int]
+
+
+@dataclass(frozen=True)
+class GenerateResult:
+    video_path: Path
+    duration_s: float
+    frames: int
+    width: int
+    height: int
+    face_detector: str
+    seed: int
+
+
+def missing_checkpoints(checkpoint_dir: str | Path, sizes: tuple[int, ...] = (256,)) -> list[str]:
+    """Official files absent from `checkpoint_dir` for `sizes` (both mapping files always); [] when ready."""
+    root = Path(checkpoint_dir)
+    names = [f"SadTalker_V0.0.2_{size}.safetensors" for size in sizes] + list(MAPPING_FILES)
+    return [f"{name} ({DOWNLOAD_HINT})" for name in names if not (root / name).is_file()]
+
+
+class _Run:
+    """Progress and cancellation of one generate() call."""
+
+    def __init__(self, progress: ProgressFn | None, should_cancel: Callable[[], bool] | None):
+        self._progress = progress
+        self.should_cancel = should_cancel or (lambda: False)
+
+    def report(self, stage: str, done: int, total: int) -> None:
+        if self._progress is not None:
+            self._progress(stage, done, total)
+
+    def check_cancel(self) -> None:
+        if self.should_cancel():
+            raise Cancelled("generation canceled")
+
+
+class Pipeline:
+    """Every model loaded once on one device; `generate` may be called many times (not concurrently)."""
+
+    def __init__(self, checkpoint_dir: Path, models: dict, analyzer: Any, enhancer: Any,
+                 enhancer_missing: list[str], device: str):
+        self.checkpoint_dir = checkpoint_dir
+        self.models = models               # size -> SadTalkerModel
+        self.analyzer = analyzer           # face.FaceAnalyzer
+        self.enhancer = enhancer           # face.Enhancer or None
+        self._enhancer_missing = enhancer_missing
+        self.device = device
+
+    @classmethod
+    def load(cls, checkpoint_dir: str | Path, *, device: str | None = None, half: bool = False,
+             sizes: tuple[int, ...] = (256,), enhancer: bool = True) -> Pipeline:
+        """Load the renderer/audio/3DMM models for `sizes`, the face analyzer and (if present) GFPGAN."""
+        from .checkpoints import load_model
+        from .face import Enhancer, FaceAnalyzer
+
+        checkpoint_dir = Path(checkpoint_dir)
+        missing = missing_checkpoints(checkpoint_dir, tuple(sizes))
+        if missing:
+            raise MissingCheckpoints(str(checkpoint_dir), missing)
+        device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+        dtype = torch.float16 if half else torch.float32
+        models = {size: load_model(checkpoint_dir, size, device=device, dtype=dtype) for size in sizes}
+        analyzer = FaceAnalyzer.load(checkpoint_dir, device=device)
+        restorer, enhancer_missing = None, []
+        if enhancer:
+            try:
+                restorer = Enhancer.load(checkpoint_dir, device=device, analyzer=analyzer)
+            except MissingCheckpoints as e:
+                enhancer_missing = e.missing
+                log.warning("face enhancer unavailable: %s", e)
+        log.info("pipeline ready on %s: sizes %s, face detector %s, enhancer %s", device, sizes,
+                 analyzer.backend, "gfpgan" if restorer else "none")
+        return cls(checkpoint_dir, models, analyzer, restorer, enhancer_missing, str(device))
+
+    def warm_up(self) -> None:
+        """Run every loaded renderer once on a blank source so the first job does not pay for it."""
+        from .animate import render_frames
+
+        for size, model in self.models.items():
+            image = np.full((size, size, 3), 128, np.uint8)
+            coeffs = np.zeros((2, 70), np.float32)
+            for _ in render_frames(model, image, np.zeros(73, np.float32), coeffs, batch_size=2):
+                pass
+
+    def find_face(self, image_path: str | Path) -> FaceInfo:
+        """The face generate() would animate. InvalidImage, NoFaceDetected."""
+        rgb = read_image(Path(image_path))
+        face = detect_for_crop(self.analyzer, rgb)
+        return FaceInfo(tuple(float(v) for v in face.box), float(face.score), self.analyzer.backend,
+                        (rgb.shape[1], rgb.shape[0]))
+
+    def generate(self, image_path: str | Path, audio_path: str | Path, out_path: str | Path,
+                 options: GenerateOptions = GenerateOptions(), progress: ProgressFn | None = None,
+                 should_cancel: Callable[[], bool] | None = None) -> GenerateResult:
+        """Write the talking-head MP4 to `out_path`. InvalidImage, InvalidAudio, NoFaceDetected, Cancelled,
+        EncodeError, MissingCheckpoints (size or enhancer not loaded)."""
+        options.validate()
+        model, enhancer = self._model_for(options.size), self._enhancer_for(options.enhancer)
+        run = _Run(progress, should_cancel)
+        seed = options.seed if options.seed is not None else random.SystemRandom().randrange(2**31)
+        source = self._stage_face(Path(image_path), model, options, run)
+        mels = self._stage_audio_features(Path(audio_path), run)
+        coeffs = self._stage_coefficients(model, source, mels, options, seed, run)
+        frames = self._stage_render(model, source, coeffs, options, run, report=enhancer is None)
+        if enhancer is not None:
+            frames = self._stage_enhance(frames, enhancer, len(coeffs), run)
+        width, height = self._stage_encode(frames, source, options, len(coeffs), Path(audio_path),
+                                           Path(out_path), run)
+        return GenerateResult(Path(out_path), len(coeffs) / FPS, len(coeffs), width, height,
+                              self.analyzer.backend, seed)
+
+    # -- stages -------------------------------------------------------------------------------------
+
+    def _stage_face(self, image_path: Path, model, options: GenerateOptions, run: _Run) -> SourceFace:
+        run.report("preprocess", 0, 1)
+        rgb = read_image(image_path)
+        source = prepare_source(self.analyzer, model.face3d, rgb, options.preprocess, options.size)
+        run.report("preprocess", 1, 1)
+        run.check_cancel()
+        return source
+
+    def _stage_audio_features(self, audio_path: Path, run: _Run) -> np.ndarray:
+        from .audio import audio_features, load_audio
+
+        run.report("audio_to_coeff", 0, 1)
+        wav = load_audio(audio_path)
+        mels = audio_features(wav)   # T x 80 x 16
+        if len(mels) == 0:
+            raise InvalidAudio(f"{audio_path.name} is shorter than one video frame (40 ms)")
+        return mels
+
+    def _stage_coefficients(self, model, source: SourceFace, mels: np.ndarray, options: GenerateOptions,
+                            seed: int, run: _Run) -> np.ndarray:
+        from .coeffs import audio_to_coefficients, blink_ratio, seeded_pose_noise
+
+        num_frames = len(mels)
+        ref_expression = self._reference(model, options.ref_eyeblink, options, num_frames, slice(0, 64))
+        ref_pose = self._reference(model, options.ref_pose, options, num_frames, slice(64, 70))
+        if options.use_blink and ref_expression is None:
+            blink = blink_ratio(num_frames, random.Random(seed))
+        else:   # a reference blink video brings its own eyelids (§8.1)
+            blink = np.zeros(num_frames, np.float32)
+        coeffs = audio_to_coefficients(
+            model.audio2exp, model.audio2pose, mels, source.coeff, pose_style=options.pose_style, blink=blink,
+            noise=seeded_pose_noise(seed, model.device), ref_expression=ref_expression, ref_pose=ref_pose)
+        run.report("audio_to_coeff", 1, 1)
+        run.check_cancel()
+        return coeffs   # T x 70
+
+    def _reference(self, model, video: Path | None, options: GenerateOptions, num_frames: int,
+                   columns: slice) -> np.ndarray | None:
+        if video is None:
+            return None
+        seq = reference_coeffs(self.analyzer, model.face3d, Path(video), mode=options.preprocess,
+                               size=options.size, max_frames=num_frames)
+        return tile_to(seq[:, columns], num_frames)
+
+    def _stage_render(self, model, source: SourceFace, coeffs: np.ndarray, options: GenerateOptions,
+                      run: _Run, report: bool) -> Iterator[np.ndarray]:
+        from .animate import render_frames
+
+        total = len(coeffs)
+        run.report("render", 0, total)
+        out_w, out_h = output_size(options.size, source.info_size)
+        batches = render_frames(
+            model, source.image, source.coeff, coeffs, preprocess=options.preprocess, still=options.still,
+            expression_scale=options.expression_scale, batch_size=options.batch_size,
+            on_progress=(lambda done, n: run.report("render", done, n)) if report else None,
+            should_cancel=run.should_cancel)
+        for batch in batches:
+            # final resize of §8.4: (size, int(size * h0 / w0)), bilinear
+            frames = np.stack([cv2.resize(frame, (out_w, out_h)) for frame in batch])
+            yield paste_frames(frames, source.paste) if source.paste is not None else frames
+
+    def _stage_enhance(self, frames: Iterator[np.ndarray], enhancer, total: int,
+                       run: _Run) -> Iterator[np.ndarray]:
+        # Deviation: the reference re-reads the lossy encoded video; we enhance the frames in memory.
+        done = 0
+        run.report("enhance", 0, total)
+        for batch in frames:
+            run.check_cancel()
+            enhanced = enhancer.enhance(batch)
+            done += len(batch)
+            run.report("enhance", done, total)
+            yield enhanced
+
+    def _stage_encode(self, frames: Iterator[np.ndarray], source: SourceFace, options: GenerateOptions,
+                      total: int, audio_path: Path, out_path: Path, run: _Run) -> tuple[int, int]:
+        width, height = self._frame_size(source, options)
+        with VideoEncoder(out_path, audio_path, width, height, total) as encoder:
+            for batch in frames:
+                encoder.write(batch)
+            run.report("encode", 0, 1)
+            encoder.close()
+        run.report("encode", 1, 1)
+        return encoder.width, encoder.height
+
+    # -- helpers ------------------------------------------------------------------------------------
+
+    def _frame_size(self, source: SourceFace, options: GenerateOptions) -> tuple[int, int]:
+        """(width, height) of the frames reaching the encoder."""
+        width, height = (source.paste.size if source.paste is not None
+                         else output_size(options.size, source.info_size))
+        scale = 2 if options.enhancer == "gfpgan" else 1   # GFPGAN restores at 2x
+        return width * scale, height * scale
+
+    def _model_for(self, size: int):
+        if size not in self.models:
+            raise MissingCheckpoints(str(self.checkpoint_dir),
+                                     [f"SadTalker_V0.0.2_{size}.safetensors (not loaded by this pipeline)"])
+        return self.models[size]
+
+    def _enhancer_for(self, name: str):
+        if name == "none":
+            return None
+        if self.enhancer is None:
+            missing = self._enhancer_missing or ["GFPGANv1.4.pth (enhancer not loaded by this pipeline)"]
+            raise MissingCheckpoints(str(self.checkpoint_dir), missing)
+        return self.enhancer
+
+
+def generate(image_path: str | Path, audio_path: str | Path, out_path: str | Path,
+             checkpoint_dir: str | Path = "checkpoints", **options: Any) -> GenerateResult:
+    """One-shot helper: load a Pipeline for this job's size/enhancer and generate.
+
+    `options`: GenerateOptions fields, plus `device` and `half` for loading.
+    """
+    device, half = options.pop("device", None), options.pop("half", False)
+    names = {f.name for f in fields(GenerateOptions)}
+    unknown = sorted(set(options) - names)
+    if unknown:
+        raise TypeError(f"unknown option(s) {', '.join(unknown)}; valid: {', '.join(sorted(names))}")
+    opts = GenerateOptions(**options)
+    opts.validate()
+    pipeline = Pipeline.load(checkpoint_dir, device=device, half=half, sizes=(opts.size,),
+                             enhancer=opts.enhancer == "gfpgan")
+    return pipeline.generate(image_path, audio_path, out_path, opts)
