@@ -15,6 +15,8 @@ from torch import nn
 
 from .errors import CheckpointError
 
+EMBED_CHUNK = 256  # mel windows per encoder call (~40 MB of float32 activations at full width)
+
 
 @dataclass(frozen=True)
 class AudioEncoderDims:
@@ -76,8 +78,9 @@ class AudioEncoder(nn.Sequential):
         )
 
     def embed(self, mels: torch.Tensor) -> torch.Tensor:
-        """(N, 1, 80, 16) -> (N, C)."""
-        return self(mels).flatten(1)
+        """(N, 1, 80, 16) -> (N, C), in chunks so memory stays flat for long clips."""
+        chunks = mels.split(EMBED_CHUNK) or (mels,)  # an empty batch still gives (0, C)
+        return torch.cat([self(chunk).flatten(1) for chunk in chunks])
 
 
 def tensor_shape(state: Mapping[str, object], name: str, source: str) -> tuple[int, ...]:
