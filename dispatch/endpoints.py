@@ -136,7 +136,7 @@ class PodPool:
         state.down_until = time.monotonic() + self.cooldown_s
         state.checked_at = -1e9
         state.reason = reason
-        log.warning("pod %s skipped for %.0f s: %s", endpoint.url, self.cooldown_s, reason)
+        log.warning("pod %s skipped for %g s: %s", endpoint.url, self.cooldown_s, reason)
 
     def mark_up(self, endpoint: PodEndpoint) -> None:
         state = self._health.setdefault(endpoint.url, _Health())
@@ -168,8 +168,9 @@ class PodPool:
             self.mark_down(endpoint, problem)
         if not self.endpoints:
             raise NoHealthyPod("no pods configured: set SADTALKER_RUNPOD_ENDPOINTS or RUNPOD_ENDPOINT_IDS")
+        now = time.monotonic()
         reasons = "; ".join(f"{p.url}: {self._health[p.url].reason}" for p in self.endpoints
-                            if p.url in self._health and self._health[p.url].reason)
+                            if p.url in self._health and self._health[p.url].down_until > now)
         raise NoHealthyPod(f"no healthy pod among {len(self.endpoints)} ({reasons or 'all excluded'})")
 
 
