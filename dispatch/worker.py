@@ -93,7 +93,7 @@ class Dispatcher:
             closing = asyncio.ensure_future(self.worker.close())
             try:
                 await asyncio.wait_for(asyncio.shield(closing), drain_timeout_s)
-            except TimeoutError:
+            except asyncio.TimeoutError:
                 log.warning("drain timeout: abandoning %d active job(s)", len(self.worker.jobs))
                 self.worker.cancelProcessing()
                 await closing
@@ -112,9 +112,8 @@ class Dispatcher:
         log.info("job %s attempt %d", job.id, job.attemptsMade + 1)
         timeout_s = self.settings.job_timeout_ms / 1000
         try:
-            async with asyncio.timeout(timeout_s):
-                return await self._attempt(job, payload)
-        except TimeoutError as e:
+            return await asyncio.wait_for(self._attempt(job, payload), timeout_s)
+        except asyncio.TimeoutError as e:  # not the builtin TimeoutError before Python 3.11
             raise AttemptFailed(f"timeout: the attempt took longer than {timeout_s:.0f} s "
                                 "(SADTALKER_JOB_TIMEOUT_MS)") from e
         except (urlguard.BlockedURL, urlguard.TooLarge) as e:
