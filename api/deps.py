@@ -1,0 +1,83 @@
+"""Typed dependencies: the services made in the lifespan, and API-key authentication."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import Depends, Header, Request
+
+from jobs import Job, JobManager, WorkerPool
+from settings import Settings
+
+from .errors import ApiError
+from .inputs import InputReader
+from .metrics import Metrics
+
+NO_KEY_MESSAGE = (
+    "no API key is configured on this server, so every /v1 request is refused: set API_KEYS "
+    "(comma-separated) or API_KEY in the service's environment and restart; clients send it as X-API-Key"
+)
+
+
+@dataclass
+class Services:
+    """Long-lived resources built in the lifespan and handed to requests through `app.state.services`."""
+
+    settings: Settings
+    manager: JobManager
+    pool: WorkerPool
+    reader: InputReader
+    metrics: Metrics
+    storage: Any | None = None  # storage.Storage; None: videos stay under the output directory
+    webhooks: Any | None = None  # webhooks.WebhookSender
+
+    def base_url(self, request: Request) -> str:
+        """API_PUBLIC_BASE_URL, else the origin the request came to."""
+        return self.settings.api_public_base_url or str(request.base_url).rstrip("/")
+
+    def video_path(self, job: Job) -> Path | None:
+        """The local file of a succeeded job's video, or None when it lives elsewhere."""
+        if not job.result:
+            return None
+        key = job.result.get("key", "")
+        if self.storage is None:
+            return Path(key)
+        return self.storage.local_path(key)
+
+
+def owner_id(api_key: str) -> str:
+    """What job records store instead of the key itself."""
+    return hashlib.sha256(api_key.encode()).hexdigest()[:32]
+
+
+def authenticate(keys: list[str], presented: str | None) -> str:
+    """Owner id of the presented key; compares against every key in constant time."""
+    if not keys:
+        raise ApiError("unauthorized", NO_KEY_MESSAGE)
+    if not presented:
+        raise ApiError("unauthorized", "missing X-API-Key header")
+    matched = None
+    for key in keys:  # no early exit: the time taken does not reveal which key matched
+        if hmac.compare_digest(key.encode(), presented.encode()):
+            matched = key
+    if matched is None:
+        raise ApiError("unauthorized", "invalid API key")
+    return owner_id(matched)
+
+
+def get_services(request: Request) -> Services:
+    return request.app.state.services
+
+
+ServicesDep = Annotated[Services, Depends(get_services)]
+
+
+def require_owner(services: ServicesDep, x_api_key: Annotated[str | None, Header()] = None) -> str:
+    return authenticate(services.settings.keys, x_api_key)
+
+
+Owner = Annotated[str, Depends(require_owner)]

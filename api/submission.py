@@ -1,0 +1,56 @@
+"""From an HTTP request to a queued job: parse, replay an idempotent request, check content, submit.
+
+Shared by `POST /v1/jobs` and the legacy `POST /generate_talking_video`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+
+from fastapi import Request
+
+from jobs import Job, NewJob
+
+from .deps import Services
+from .errors import ApiError
+
+DEFAULT_WEBHOOK_EVENTS = ["job.started", "job.succeeded", "job.failed", "job.canceled"]
+MAX_IDEMPOTENCY_KEY_CHARS = 255
+
+
+def _check_idempotency_key(key: str | None) -> None:
+    if key is not None and not (0 < len(key) <= MAX_IDEMPOTENCY_KEY_CHARS and key.isprintable()):
+        raise ApiError("validation_error", f"Idempotency-Key must be 1-{MAX_IDEMPOTENCY_KEY_CHARS} printable characters")
+
+
+async def submit_job(request: Request, services: Services, owner: str, idempotency_key: str | None) -> tuple[Job, bool]:
+    """Returns (job, replayed). Nothing is queued unless every input passed its checks."""
+    manager = services.manager
+    _check_idempotency_key(idempotency_key)
+    manager.check_accepting()  # 503 / 429 before a byte of the body is read
+    job_id = manager.new_id()
+    dest = manager.input_dir(job_id)
+    try:
+        parsed = await services.reader.parse(request, dest)
+        earlier = manager.replay(owner, idempotency_key, parsed.request_hash) if idempotency_key else None
+        if earlier is not None:
+            await asyncio.to_thread(shutil.rmtree, dest, True)
+            return earlier, True
+        report = await services.reader.complete(parsed, dest)
+        body = parsed.body
+        job, replayed = await manager.submit(NewJob(
+            id=job_id, owner=owner, options=body.options(),
+            inputs={name: str(path) for name, path in report.files.items()},
+            metadata=body.metadata, webhook_url=body.webhook_url or services.settings.sadtalker_webhook_url,
+            webhook_events=body.webhook_events or DEFAULT_WEBHOOK_EVENTS, origin=services.base_url(request),
+            idempotency_key=idempotency_key, request_hash=parsed.request_hash,
+        ))
+    except BaseException:
+        await asyncio.to_thread(shutil.rmtree, dest, True)
+        raise
+    if replayed:
+        await asyncio.to_thread(shutil.rmtree, dest, True)
+    else:
+        services.metrics.submitted.inc()
+    return job, replayed

@@ -1,0 +1,181 @@
+"""The composition root: `create_app(settings)` wires settings, job store, storage, webhooks, the worker pool
+and the job manager together, and is the only place that turns domain errors into HTTP answers.
+
+`run.sh` starts it with `uvicorn --factory api_app:create_app`; importing this module has no side effects.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+import imageio_ffmpeg
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+import urlguard
+from api import health, jobs_routes, legacy
+from api.deps import Services
+from api.errors import ApiError, error_body
+from api.inputs import InputLimits, InputReader
+from api.logs import configure_logging
+from api.metrics import Metrics
+from api.renderer import pipeline_renderer_factory, resolve_devices
+from jobs import Job, JobManager, JobStore, ManagerConfig, RendererFactory, RenderResult, WorkerPool
+from jobs.errors import JobError, QueueFull
+from jobs.manager import ManagerHooks
+from settings import Settings
+
+log = logging.getLogger("api_app")
+
+# Every error code of ours -> HTTP status. Codes not listed (a renderer's own) answer 500.
+ERROR_STATUS = {
+    "unauthorized": 401, "not_found": 404, "method_not_allowed": 405,
+    "validation_error": 422, "unknown_field": 422, "invalid_image": 422, "invalid_audio": 422,
+    "invalid_video": 422, "audio_too_long": 422, "no_face_detected": 422, "url_not_allowed": 422,
+    "fetch_failed": 422, "payload_too_large": 413, "unsupported_media_type": 415,
+    "idempotency_conflict": 409, "job_not_finished": 409, "canceled": 409, "queue_full": 429,
+    "models_unavailable": 503, "not_ready": 503, "shutting_down": 503, "interrupted": 503,
+    "timeout": 504, "storage_error": 502,
+}
+HTTP_CODES = {401: "unauthorized", 404: "not_found", 405: "method_not_allowed", 413: "payload_too_large",
+              415: "unsupported_media_type", 422: "validation_error"}
+
+
+def create_app(settings: Settings | None = None, *, renderer_factory: RendererFactory | None = None) -> FastAPI:
+    """The ASGI app. `renderer_factory` defaults to the SadTalker pipeline (loaded once per worker)."""
+    settings = settings or Settings()
+    configure_logging(settings.api_log_level)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async with AsyncExitStack() as stack:
+            app.state.services = await build_services(settings, renderer_factory, stack)
+            yield
+
+    app = FastAPI(
+        title="SadTalker talking-head service",
+        version="1.0.0",
+        description="A portrait photo and a speech recording in; a lip-synced, head-moving MP4 out.",
+        lifespan=lifespan,
+    )
+    install_error_handlers(app)
+    for router in (health.router, jobs_routes.router, legacy.router):
+        app.include_router(router)
+    return app
+
+
+async def build_services(settings: Settings, renderer_factory: RendererFactory | None,
+                         stack: AsyncExitStack) -> Services:
+    """Builds every long-lived resource; `stack` closes them in reverse order."""
+    settings.log_summary(log)
+    output_dir = settings.sadtalker_output_dir
+    output_dir.mkdir(parents=True, exist_ok=True)
+    store = JobStore(settings.db_path)
+    stack.callback(store.close)
+    storage = build_storage(settings)
+    client = httpx.AsyncClient(headers={"user-agent": "sadtalker-service"}, timeout=settings.sadtalker_fetch_timeout_s)
+    stack.push_async_callback(client.aclose)
+    webhooks = await build_webhooks(settings)
+    if webhooks is not None:
+        stack.push_async_callback(webhooks.close)
+    factory = renderer_factory or pipeline_renderer_factory(
+        settings.sadtalker_checkpoint_dir, sizes=settings.preload_sizes, half=settings.sadtalker_half,
+        enhancer=settings.sadtalker_enhancer)
+    pool = WorkerPool(factory, resolve_devices(settings.sadtalker_device, settings.sadtalker_workers))
+    metrics = Metrics()
+    manager = JobManager(store, pool, manager_config(settings), ManagerHooks())
+    manager.hooks = job_hooks(manager, storage, webhooks, metrics)
+    await manager.start()
+    stack.push_async_callback(manager.close)
+    metrics.watch(store.count_by_status, manager.queue_depth)
+    limits = InputLimits(
+        settings.sadtalker_max_image_bytes, settings.sadtalker_max_audio_bytes, settings.sadtalker_max_video_bytes,
+        settings.sadtalker_max_audio_seconds, settings.sadtalker_max_image_pixels,
+        settings.sadtalker_fetch_timeout_s, settings.sadtalker_allow_private_urls)
+    reader = InputReader(limits, imageio_ffmpeg.get_ffmpeg_exe(), client, face_check=pool.check_face)
+    return Services(settings, manager, pool, reader, metrics, storage, webhooks)
+
+
+def manager_config(settings: Settings) -> ManagerConfig:
+    return ManagerConfig(
+        work_dir=settings.sadtalker_output_dir, max_queue=settings.sadtalker_max_queue,
+        job_timeout_s=settings.sadtalker_job_timeout_s, shutdown_grace_s=settings.sadtalker_shutdown_grace_s,
+        retention_s=settings.sadtalker_retention_hours * 3600, idempotency_ttl_s=settings.sadtalker_idempotency_ttl_s,
+        public_base_url=settings.api_public_base_url)
+
+
+def build_storage(settings: Settings) -> Any:
+    from storage import create_storage
+
+    return create_storage(settings.storage_provider or None, settings.storage_options(),
+                          local_root=settings.sadtalker_output_dir / "videos")
+
+
+async def build_webhooks(settings: Settings) -> Any:
+    from webhooks import WebhookSender
+
+    allow_private = settings.sadtalker_allow_private_urls
+    sender = WebhookSender(settings.db_path, settings.webhook_secret_list,
+                           url_check=lambda url: urlguard.check_url(url, allow_private=allow_private))
+    await sender.start()
+    return sender
+
+
+def job_hooks(manager: JobManager, storage: Any, webhooks: Any, metrics: Metrics) -> ManagerHooks:
+    """The callables the job manager is handed: publish to storage, forget deleted jobs, emit events."""
+
+    def publish(job: Job, result: RenderResult) -> dict[str, Any]:
+        stored = storage.put_file(Path(result.video_path), f"{job.id}.mp4", "video/mp4")
+        return {"key": stored.key, "url": stored.url, "storage": storage.name, "bytes": stored.size}
+
+    def discard(job: Job) -> None:
+        if webhooks is not None:
+            webhooks.drop_job(job.id)
+        if job.result and job.result.get("key"):
+            storage.delete(job.result["key"])
+
+    async def on_event(event: str, job: Job) -> None:
+        if webhooks is not None and job.webhook_url and event in job.webhook_events:
+            await webhooks.enqueue(job.id, job.webhook_url, event, {**manager.job_json(job), "type": event})
+
+    return ManagerHooks(publish=publish, discard=discard, on_event=on_event, on_stage=metrics.stage_done,
+                        on_finish=metrics.job_finished)
+
+
+def _error_response(code: str, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse(error_body(code, message), status_code=ERROR_STATUS.get(code, 500), headers=headers)
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Every error of ours answers {"error": {"code", "message"}} with the status from ERROR_STATUS."""
+
+    @app.exception_handler(ApiError)
+    async def api_error(_: Request, e: ApiError) -> JSONResponse:
+        return _error_response(e.code, e.message, e.headers)
+
+    @app.exception_handler(JobError)
+    async def job_error(_: Request, e: JobError) -> JSONResponse:
+        headers = {"Retry-After": str(e.retry_after_s)} if isinstance(e, QueueFull) else None
+        return _error_response(e.code, str(e), headers)
+
+    @app.exception_handler(urlguard.BlockedURL)
+    @app.exception_handler(urlguard.FetchFailed)
+    async def url_error(_: Request, e: urlguard.BlockedURL | urlguard.FetchFailed) -> JSONResponse:
+        return _error_response(e.code, str(e))
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(_: Request, e: RequestValidationError) -> JSONResponse:
+        problems = "; ".join(f"{'.'.join(map(str, err['loc']))}: {err['msg']}" for err in e.errors())
+        return _error_response("validation_error", problems)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(_: Request, e: StarletteHTTPException) -> JSONResponse:
+        code = HTTP_CODES.get(e.status_code, "http_error")
+        return JSONResponse(error_body(code, str(e.detail)), status_code=e.status_code, headers=e.headers)

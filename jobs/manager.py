@@ -1,0 +1,371 @@
+"""The job manager: one per process. Owns the queue, job states and transitions, durability and recovery.
+
+Submissions are recorded in SQLite before they are acknowledged; one asyncio task per worker takes the oldest
+queued job and runs it through `jobs.runner`. Results are published and events emitted through callables
+that `api_app` injects, so this package imports neither storage nor webhooks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import shutil
+import time
+from collections import deque
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import IdempotencyConflict, JobNotFound, ModelsUnavailable, QueueFull, ShuttingDown
+from .models import Job, JobStatus, empty_progress, new_job_id
+from .pool import Worker, WorkerPool
+from .render import RenderResult
+from .runner import ActiveRun, JobRunner
+from .store import JobStore
+
+log = logging.getLogger(__name__)
+
+PublishFn = Callable[[Job, RenderResult], dict[str, Any]]  # blocking: returns key, url, storage, bytes
+DiscardFn = Callable[[Job], None]  # blocking: forgets a deleted job elsewhere (its stored video, webhooks)
+EventFn = Callable[[str, Job], Awaitable[None]]  # job.started, job.progress, job.succeeded, ...
+StageFn = Callable[[str, float], None]  # (stage, seconds spent in it), for metrics
+FinishFn = Callable[[Job], None]  # called once per job reaching a terminal state
+
+
+@dataclass(frozen=True)
+class ManagerConfig:
+    work_dir: Path  # inputs/<job id>/ and renders/<job id>/ live here
+    max_queue: int = 100
+    job_timeout_s: float = 480.0
+    shutdown_grace_s: float = 30.0
+    retention_s: float = 0.0  # 0 keeps finished jobs forever
+    idempotency_ttl_s: float = 24 * 3600.0
+    max_attempts: int = 2  # a job that was running when the process died runs once more
+    progress_save_interval_s: float = 1.0  # progress is persisted at most this often (and at stage changes)
+    public_base_url: str | None = None
+
+
+@dataclass
+class ManagerHooks:
+    publish: PublishFn | None = None
+    discard: DiscardFn | None = None
+    on_event: EventFn | None = None
+    on_stage: StageFn | None = None
+    on_finish: FinishFn | None = None
+
+
+@dataclass
+class NewJob:
+    """A validated submission; `inputs` are files already under `manager.input_dir(id)`."""
+
+    id: str
+    owner: str
+    options: dict[str, Any]
+    inputs: dict[str, str]
+    metadata: dict[str, Any] = field(default_factory=dict)
+    webhook_url: str | None = None
+    webhook_events: list[str] = field(default_factory=list)
+    origin: str | None = None
+    idempotency_key: str | None = None
+    request_hash: str | None = None
+
+
+class _Watcher:
+    """Latest job JSON for one `watch()` consumer; updates coalesce so a slow reader never piles up."""
+
+    def __init__(self) -> None:
+        self.latest: dict[str, Any] | None = None
+        self.changed = asyncio.Event()
+
+
+class JobManager:
+    def __init__(self, store: JobStore, pool: WorkerPool, config: ManagerConfig, hooks: ManagerHooks | None = None):
+        self.store, self.pool, self.config = store, pool, config
+        self.hooks = hooks or ManagerHooks()
+        self._queue: deque[str] = deque()
+        self._jobs: dict[str, Job] = {}  # queued and running jobs (live progress); the store has the rest
+        self._active: dict[str, ActiveRun] = {}
+        self._watchers: dict[str, set[_Watcher]] = {}
+        self._wakeup = asyncio.Condition()
+        self._tasks: list[asyncio.Task] = []
+        self._closing = False
+        self._runner = JobRunner(self)
+        self.avg_run_s = 30.0  # moving average of job run time, for Retry-After
+
+    # --- life cycle
+    async def start(self) -> None:
+        """Recovers unfinished jobs, starts the worker loops (models load in the background) and retention."""
+        self.config.work_dir.mkdir(parents=True, exist_ok=True)
+        for job in self.store.unfinished():
+            await self._recover(job)
+        self._tasks.append(asyncio.create_task(self.pool.start(), name="pool-start"))
+        for worker in self.pool.workers:
+            self._tasks.append(asyncio.create_task(self._worker_loop(worker), name=worker.name))
+        if self.config.retention_s > 0:
+            self._tasks.append(asyncio.create_task(self._retention_loop(), name="retention"))
+
+    async def _recover(self, job: Job) -> None:
+        if job.status is JobStatus.RUNNING:
+            if job.attempts >= self.config.max_attempts:
+                message = f"the service stopped while this job was running ({job.attempts} attempts)"
+                await self.finish(job, JobStatus.FAILED, {"code": "interrupted", "message": message})
+                return
+            log.warning("job %s was running when the service stopped; running it again", job.id)
+            job.status, job.started_at = JobStatus.QUEUED, None
+            job.progress = empty_progress()
+            job.touch()
+            self.store.save(job)
+        self._jobs[job.id] = job
+        self._queue.append(job.id)
+
+    async def close(self) -> None:
+        """Stops taking jobs, lets running ones finish within the grace period, then records them interrupted."""
+        self._closing = True
+        async with self._wakeup:
+            self._wakeup.notify_all()
+        running = [run.future for run in self._active.values() if run.future is not None]
+        if running:
+            log.info("waiting up to %.0f s for %d running job(s)", self.config.shutdown_grace_s, len(running))
+            await asyncio.wait(running, timeout=self.config.shutdown_grace_s or None)
+        for job_id, run in list(self._active.items()):
+            run.request_stop("shutdown")
+            job = self._jobs.get(job_id)
+            if job is not None and not job.status.is_terminal():
+                message = f"the service shut down before the job finished (grace {self.config.shutdown_grace_s:g} s)"
+                await self.finish(job, JobStatus.FAILED, {"code": "interrupted", "message": message})
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self.pool.close()
+
+    @property
+    def accepting(self) -> bool:
+        return not self._closing
+
+    def workers_alive(self) -> bool:
+        loops = [t for t in self._tasks if t.get_name().startswith("worker-")]
+        return bool(loops) and any(not t.done() for t in loops)
+
+    # --- submissions and queries
+    def input_dir(self, job_id: str) -> Path:
+        return self.config.work_dir / "inputs" / job_id
+
+    def render_dir(self, job_id: str) -> Path:
+        return self.config.work_dir / "renders" / job_id
+
+    @staticmethod
+    def new_id() -> str:
+        return new_job_id()
+
+    def check_accepting(self) -> None:
+        """Raises the error a submission would get right now (before any upload is read)."""
+        if self._closing:
+            raise ShuttingDown("the service is shutting down; retry on another instance")
+        failure = self.pool.failure()
+        if failure:
+            raise ModelsUnavailable(failure["message"])
+        if len(self._queue) >= self.config.max_queue:
+            raise QueueFull(f"the queue is full ({self.config.max_queue} jobs waiting)", self.retry_after_s())
+
+    def retry_after_s(self) -> int:
+        per_worker = len(self._queue) / max(1, len(self.pool.workers))
+        return int(min(3600, max(1, self.avg_run_s * max(per_worker, 1) / 2)))
+
+    def replay(self, owner: str, key: str, request_hash: str) -> Job | None:
+        """The job an earlier request with this idempotency key created, or None; 409 if it differed."""
+        found = self.store.idempotent_job(owner, key, self.config.idempotency_ttl_s)
+        if found is None:
+            return None
+        job_id, stored_hash = found
+        if stored_hash != request_hash:
+            raise IdempotencyConflict("this Idempotency-Key was used for a different request in the last 24 h")
+        return self._jobs.get(job_id) or self.store.get(job_id)
+
+    async def submit(self, new: NewJob) -> tuple[Job, bool]:
+        """Records and queues a job; returns (job, replayed). A replayed key returns the earlier job."""
+        if new.idempotency_key and new.request_hash:
+            earlier = self.replay(new.owner, new.idempotency_key, new.request_hash)
+            if earlier is not None:
+                return earlier, True
+        self.check_accepting()
+        job = Job(id=new.id, owner=new.owner, options=new.options, inputs=new.inputs, metadata=new.metadata,
+                  webhook_url=new.webhook_url, webhook_events=new.webhook_events, origin=new.origin)
+        self.store.save(job)
+        if new.idempotency_key and new.request_hash:
+            self.store.remember_key(new.owner, new.idempotency_key, new.request_hash, job.id)
+        self._jobs[job.id] = job
+        self._queue.append(job.id)
+        log.info("job %s queued (position %d)", job.id, len(self._queue), extra={"job_id": job.id})
+        async with self._wakeup:
+            self._wakeup.notify()
+        return job, False
+
+    def get(self, job_id: str, owner: str | None = None) -> Job:
+        """The job, or JobNotFound (also for another owner's job, so ids leak nothing)."""
+        job = self._jobs.get(job_id) or self.store.get(job_id)
+        if job is None or (owner is not None and job.owner != owner):
+            raise JobNotFound(f"no job {job_id}")
+        return job
+
+    def list(self, owner: str, *, status: JobStatus | None = None, limit: int = 20,
+             after: str | None = None) -> list[Job]:
+        before = self.get(after, owner) if after else None
+        jobs = self.store.list(owner, status=status, limit=limit, before=before)
+        return [self._jobs.get(job.id, job) for job in jobs]
+
+    def queue_position(self, job_id: str) -> int | None:
+        """1 for the next job to start; None when the job is not queued."""
+        try:
+            return self._queue.index(job_id) + 1
+        except ValueError:
+            return None
+
+    def queue_depth(self) -> int:
+        return len(self._queue)
+
+    def job_json(self, job: Job, base_url: str | None = None) -> dict[str, Any]:
+        return job.to_json(self.config.public_base_url or base_url, self.queue_position(job.id))
+
+    # --- cancel and delete
+    async def cancel(self, job_id: str, owner: str | None = None) -> Job:
+        """A queued job is canceled at once; a running one stops at its next batch boundary."""
+        job = self.get(job_id, owner)
+        if job.status is JobStatus.QUEUED:
+            with contextlib.suppress(ValueError):
+                self._queue.remove(job_id)
+            await self.finish(job, JobStatus.CANCELED, {"code": "canceled", "message": "canceled by the client"})
+        elif job.status is JobStatus.RUNNING and job_id in self._active:
+            self._active[job_id].request_stop("canceled")
+            log.info("job %s cancel requested", job_id, extra={"job_id": job_id})
+        return job
+
+    async def delete(self, job_id: str, owner: str | None = None) -> None:
+        """Cancels the job if needed, then removes its record, inputs and video."""
+        job = self.get(job_id, owner)
+        with contextlib.suppress(ValueError):
+            self._queue.remove(job_id)
+        if job_id in self._active:
+            self._active[job_id].request_stop("deleted")
+        if not job.status.is_terminal():
+            job.status, job.finished_at = JobStatus.CANCELED, time.time()
+            job.error = {"code": "canceled", "message": "the job was deleted"}
+            self.notify(job)
+        self._jobs.pop(job_id, None)
+        self.store.delete(job_id)
+        await asyncio.to_thread(self._remove_files, job)
+        log.info("job %s deleted", job_id, extra={"job_id": job_id})
+
+    def _remove_files(self, job: Job) -> None:
+        shutil.rmtree(self.input_dir(job.id), ignore_errors=True)
+        if job.id not in self._active:
+            shutil.rmtree(self.render_dir(job.id), ignore_errors=True)
+        if self.hooks.discard is not None:
+            try:
+                self.hooks.discard(job)
+            except Exception as e:  # the record is gone either way; a stray object is only logged
+                log.warning("job %s: could not discard its stored video: %s", job.id, e)
+
+    # --- state changes (also used by the runner)
+    async def finish(self, job: Job, status: JobStatus, error: dict[str, str] | None = None) -> None:
+        """Moves a job to a terminal state, persists it, frees its inputs and emits the event."""
+        job.status, job.error = status, error
+        job.finished_at = time.time()
+        job.touch()
+        self.store.save(job)
+        self._jobs.pop(job.id, None)
+        await asyncio.to_thread(shutil.rmtree, self.input_dir(job.id), True)
+        log.info("job %s %s%s", job.id, status.value, f" ({error['code']})" if error else "",
+                 extra={"job_id": job.id})
+        self.notify(job)
+        if self.hooks.on_finish is not None:
+            self.hooks.on_finish(job)
+        await self.emit(f"job.{status.value}", job)
+
+    def notify(self, job: Job) -> None:
+        """Hands the job's current JSON to every watcher."""
+        watchers = self._watchers.get(job.id)
+        if not watchers:
+            return
+        snapshot = self.job_json(job)
+        for watcher in watchers:
+            watcher.latest = snapshot
+            watcher.changed.set()
+
+    async def emit(self, event: str, job: Job) -> None:
+        if self.hooks.on_event is None:
+            return
+        try:
+            await self.hooks.on_event(event, job)
+        except Exception:  # a webhook outbox failure must not change the job's outcome
+            log.exception("job %s: emitting %s failed", job.id, event, extra={"job_id": job.id})
+
+    async def watch(self, job_id: str, owner: str | None = None) -> AsyncIterator[dict[str, Any]]:
+        """Yields the job JSON now and on every change, ending after a terminal state."""
+        job = self.get(job_id, owner)
+        watcher = _Watcher()
+        self._watchers.setdefault(job_id, set()).add(watcher)
+        try:
+            current = self.job_json(job)
+            yield current
+            while current["status"] not in ("succeeded", "failed", "canceled"):
+                await watcher.changed.wait()
+                watcher.changed.clear()
+                if watcher.latest is not None:
+                    current = watcher.latest
+                    yield current
+        finally:
+            watchers = self._watchers.get(job_id, set())
+            watchers.discard(watcher)
+            if not watchers:
+                self._watchers.pop(job_id, None)
+
+    # --- workers and retention
+    async def _next_job(self) -> Job | None:
+        async with self._wakeup:
+            await self._wakeup.wait_for(lambda: self._queue or self._closing)
+            if self._closing:
+                return None
+            return self._jobs[self._queue.popleft()]
+
+    async def _worker_loop(self, worker: Worker) -> None:
+        await worker.loaded.wait()
+        if worker.state != "ready":
+            return
+        while (job := await self._next_job()) is not None:
+            worker.job_id = job.id
+            try:
+                await self._runner.run(worker, job)
+            except Exception:  # the loop must survive anything one job does
+                log.exception("job %s: unexpected error in the worker loop", job.id, extra={"job_id": job.id})
+            finally:
+                worker.job_id = None
+
+    def track(self, job: Job, run: ActiveRun | None) -> None:
+        if run is None:
+            self._active.pop(job.id, None)
+        else:
+            self._active[job.id] = run
+
+    async def purge_expired(self) -> int:
+        """Removes finished jobs older than the retention period with their files; returns how many."""
+        cutoff = time.time() - self.config.retention_s
+        expired = self.store.finished_before(cutoff)
+        for job in expired:
+            self.store.delete(job.id)
+            await asyncio.to_thread(self._remove_files, job)
+        self.store.forget_keys_before(time.time() - self.config.idempotency_ttl_s)
+        if expired:
+            log.info("retention: removed %d job(s) finished before the last %.1f h", len(expired),
+                     self.config.retention_s / 3600)
+        return len(expired)
+
+    async def _retention_loop(self) -> None:
+        interval_s = min(3600.0, max(1.0, self.config.retention_s / 10))
+        while True:
+            try:
+                await self.purge_expired()
+            except Exception:
+                log.exception("retention pass failed")
+            await asyncio.sleep(interval_s)

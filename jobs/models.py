@@ -1,0 +1,107 @@
+"""Job states, the job record and its public JSON form (CONTRACTS.md, "Job JSON")."""
+
+from __future__ import annotations
+
+import secrets
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from enum import Enum
+from typing import Any
+
+# Render stages in order, with the share of the overall percent each one covers (sums to 100).
+STAGES = ("preprocess", "audio_to_coeff", "render", "enhance", "encode", "upload")
+STAGE_WEIGHTS = {"preprocess": 8, "audio_to_coeff": 12, "render": 60, "enhance": 10, "encode": 6, "upload": 4}
+RESULT_FIELDS = ("duration_s", "frames", "width", "height", "bytes", "face_detector", "storage", "seed")
+
+
+class JobStatus(str, Enum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELED = "canceled"
+
+    def is_terminal(self) -> bool:
+        return self in (JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELED)
+
+
+def new_job_id() -> str:
+    return "job_" + secrets.token_hex(12)
+
+
+def iso(ts: float | None) -> str | None:
+    if ts is None:
+        return None
+    return datetime.fromtimestamp(ts, timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def stage_percent(stage: str, done: int, total: int) -> float:
+    """Overall percent (0..100) when `done` of `total` units of `stage` are finished."""
+    before = sum(STAGE_WEIGHTS[s] for s in STAGES[: STAGES.index(stage)])
+    fraction = min(max(done / total, 0.0), 1.0) if total > 0 else 0.0
+    return round(before + STAGE_WEIGHTS[stage] * fraction, 2)
+
+
+def empty_progress() -> dict[str, Any]:
+    return {"stage": None, "percent": 0.0, "frames_done": None, "frames_total": None, "eta_s": None}
+
+
+@dataclass
+class Job:
+    """One job record. Times are Unix seconds; `inputs` holds local file paths (never client file names)."""
+
+    id: str
+    owner: str  # a hash of the API key that created it
+    options: dict[str, Any]
+    inputs: dict[str, str]
+    status: JobStatus = JobStatus.QUEUED
+    created_at: float = field(default_factory=time.time)
+    started_at: float | None = None
+    finished_at: float | None = None
+    updated_at: float = field(default_factory=time.time)
+    progress: dict[str, Any] = field(default_factory=empty_progress)
+    metadata: dict[str, Any] = field(default_factory=dict)
+    webhook_url: str | None = None
+    webhook_events: list[str] = field(default_factory=list)
+    result: dict[str, Any] | None = None  # + "key" and "url" of the stored video
+    error: dict[str, str] | None = None
+    attempts: int = 0
+    origin: str | None = None  # base URL of the request that created it (for links in webhooks)
+
+    def touch(self) -> None:
+        self.updated_at = time.time()
+
+    def to_json(self, base_url: str | None = None, queue_position: int | None = None) -> dict[str, Any]:
+        """The public form; `base_url` makes links and the local video URL absolute."""
+        base = (base_url or self.origin or "").rstrip("/")
+        path = f"/v1/jobs/{self.id}"
+        return {
+            "id": self.id,
+            "object": "job",
+            "status": self.status.value,
+            "created_at": iso(self.created_at),
+            "started_at": iso(self.started_at),
+            "finished_at": iso(self.finished_at),
+            "updated_at": iso(self.updated_at),
+            "progress": dict(self.progress),
+            "queue_position": queue_position if self.status is JobStatus.QUEUED else None,
+            "options": dict(self.options),
+            "metadata": self.metadata,
+            "webhook_url": self.webhook_url,
+            "result": self._result_json(base + path + "/video"),
+            "error": self.error,
+            "links": {
+                "self": base + path,
+                "video": base + path + "/video",
+                "cancel": base + path + "/cancel",
+                "events": base + path + "/events",
+            },
+        }
+
+    def _result_json(self, local_video_url: str) -> dict[str, Any] | None:
+        if self.result is None:
+            return None
+        out: dict[str, Any] = {"video_url": self.result.get("url") or local_video_url}
+        out.update({name: self.result.get(name) for name in RESULT_FIELDS if name in self.result})
+        return out

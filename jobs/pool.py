@@ -1,0 +1,104 @@
+"""The warm worker pool: one renderer per worker, loaded once at start-up, each with its own thread.
+
+A worker's thread is where its renderer is built and every render runs, so the GPU state of one worker is
+only ever touched by one thread and the event loop never blocks on a render.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+from .render import FaceChecker, Renderer, RendererFactory
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+@dataclass
+class Worker:
+    name: str
+    device: str
+    executor: ThreadPoolExecutor
+    state: str = "loading"  # loading | ready | failed | stopped
+    renderer: Renderer | None = None
+    error: dict[str, str] | None = None
+    job_id: str | None = None
+    loaded: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def describe(self) -> dict[str, Any]:
+        return {"name": self.name, "device": self.device, "state": self.state, "job_id": self.job_id,
+                "error": self.error}
+
+
+class WorkerPool:
+    """Builds one renderer per device entry (`devices` may repeat a device to run several workers on it)."""
+
+    def __init__(self, factory: RendererFactory, devices: list[str]):
+        if not devices:
+            raise ValueError("the worker pool needs at least one device")
+        self._factory = factory
+        self.workers = [
+            Worker(f"worker-{i}", device, ThreadPoolExecutor(1, thread_name_prefix=f"render-{i}"))
+            for i, device in enumerate(devices)
+        ]
+
+    async def start(self) -> None:
+        """Loads every worker's renderer concurrently; failures are recorded, not raised."""
+        await asyncio.gather(*(self._load(worker) for worker in self.workers))
+
+    async def _load(self, worker: Worker) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            worker.renderer = await loop.run_in_executor(worker.executor, self._factory, worker.device)
+            worker.state = "ready"
+            log.info("%s ready on %s", worker.name, worker.device)
+        except Exception as e:  # a missing checkpoint or a broken install must not kill the API
+            worker.state = "failed"
+            worker.error = {"code": getattr(e, "code", None) or "models_unavailable", "message": str(e) or repr(e)}
+            log.error("%s failed to load on %s: %s", worker.name, worker.device, worker.error["message"])
+        finally:
+            worker.loaded.set()
+
+    @property
+    def state(self) -> str:
+        """ready: every worker loaded; failed: none can run; loading: otherwise."""
+        states = {worker.state for worker in self.workers}
+        if states == {"ready"}:
+            return "ready"
+        if "ready" not in states and "loading" not in states:
+            return "failed"
+        return "loading" if "loading" in states else "degraded"
+
+    def failure(self) -> dict[str, str] | None:
+        """The first worker error when no worker can run jobs."""
+        if self.state != "failed":
+            return None
+        return next((w.error for w in self.workers if w.error), {"code": "models_unavailable", "message": "stopped"})
+
+    def describe(self) -> dict[str, Any]:
+        return {"state": self.state, "workers": [worker.describe() for worker in self.workers]}
+
+    async def run(self, worker: Worker, fn: Callable[..., T], *args: Any) -> T:
+        """Runs `fn(*args)` in the worker's own thread."""
+        return await asyncio.get_running_loop().run_in_executor(worker.executor, fn, *args)
+
+    async def check_face(self, image_path: Path) -> dict[str, Any] | None:
+        """Runs the first ready renderer's face check off the event loop; None when none can check yet."""
+        for worker in self.workers:
+            if worker.state == "ready" and isinstance(worker.renderer, FaceChecker):
+                return await asyncio.to_thread(worker.renderer.check_face, image_path)
+        return None
+
+    def close(self) -> None:
+        for worker in self.workers:
+            worker.state = "stopped"
+            worker.executor.shutdown(wait=False, cancel_futures=True)
+            close = getattr(worker.renderer, "close", None)
+            if callable(close) and worker.job_id is None:
+                close()
