@@ -103,10 +103,10 @@ async def create(state: State, body: Annotated[dict[str, Any], Body()]) -> dict:
 
 @router.get("/status")
 async def status(state: State, id: Annotated[str, Query(min_length=1, max_length=200)]) -> dict:  # noqa: A002
+    job_state = await state.queue.getJobState(id)  # first: a finished state's job hash is final
     job = await Job.fromId(state.queue, id)
     if job is None:
         raise ApiError(404, "not_found", f"no job {id!r} in queue {state.settings.queue_name!r}")
-    job_state = await state.queue.getJobState(id)
     return {
         "id": id, "state": job_state, "progress": job.progress,
         "result": job.returnvalue if job_state == "completed" else None,

@@ -112,7 +112,7 @@ class Dispatcher:
         log.info("job %s attempt %d", job.id, job.attemptsMade + 1)
         timeout_s = self.settings.job_timeout_ms / 1000
         try:
-            return await asyncio.wait_for(self._attempt(job, payload), timeout_s)
+            result = await asyncio.wait_for(self._attempt(job, payload), timeout_s)
         except asyncio.TimeoutError as e:  # not the builtin TimeoutError before Python 3.11
             raise AttemptFailed(f"timeout: the attempt took longer than {timeout_s:.0f} s "
                                 "(SADTALKER_JOB_TIMEOUT_MS)") from e
@@ -126,6 +126,8 @@ class Dispatcher:
             raise AttemptFailed(str(e)) from e
         except (PodError, NoHealthyPod) as e:
             raise AttemptFailed(f"{e.code}: {e}") from e
+        await job.updateProgress(100)
+        return result
 
     async def _attempt(self, job: Job, payload: JobPayload) -> dict:
         with tempfile.TemporaryDirectory(prefix="sadtalker-dispatch-") as tmp:

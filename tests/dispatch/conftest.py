@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 from bullmq import Queue
+from dispatch_pods import Pod, running_pods
 from dispatch_servers import file_server
 
 from dispatch.settings import DispatchSettings
@@ -93,3 +94,10 @@ async def start_dispatcher() -> AsyncIterator:
     yield start
     for dispatcher in started:
         await dispatcher.close(drain_timeout_s=5)
+
+
+@pytest.fixture(scope="module")
+def pods(tmp_path_factory) -> Iterator[list[Pod]]:
+    """Two pods shared by a module's tests (never killed by them)."""
+    with running_pods(tmp_path_factory.mktemp("pods"), 2, render_s=0.3) as started:
+        yield started
