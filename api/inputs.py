@@ -200,14 +200,14 @@ class InputReader:
 
     async def complete(self, parsed: ParsedRequest, dest_dir: Path) -> MediaReport:
         """Fetches URL inputs into `dest_dir`, checks every file's content and the face; nothing is queued."""
+        if parsed.body.webhook_url:
+            await self._check_webhook(parsed.body.webhook_url)
         files = {name: upload.path for name, upload in parsed.uploads.items()}
         fetches = {name: getattr(parsed.body, f"{name}_url") for name in MEDIA_FIELDS}
         fetched = await asyncio.gather(*(
             self._fetch(url, dest_dir / f"{name}.download", name) for name, url in fetches.items() if url
         ))
         files.update({path.stem: path for path in fetched})
-        if parsed.body.webhook_url:
-            await self._check_webhook(parsed.body.webhook_url)
         return await self.check_media(files)
 
     async def _fetch(self, url: str, dest: Path, name: str) -> Path:

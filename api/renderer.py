@@ -45,6 +45,11 @@ def pipeline_renderer_factory(checkpoint_dir: Path, *, sizes: tuple[int, ...] = 
     """Device name -> PipelineRenderer with every model loaded and warmed up (runs in the worker's thread)."""
 
     def load(device: str) -> Renderer:
+        missing = missing_checkpoints(checkpoint_dir, sizes)
+        if missing:
+            raise ModelsUnavailable(
+                f"checkpoints missing in {checkpoint_dir}: {', '.join(missing)}. Fetch them with "
+                "scripts/download_checkpoints.sh (or point SADTALKER_CHECKPOINT_DIR at them), then restart.")
         try:
             from sadtalker.pipeline import Pipeline
         except ImportError as e:
@@ -61,8 +66,8 @@ def missing_checkpoints(checkpoint_dir: Path, sizes: tuple[int, ...]) -> list[st
     try:
         from sadtalker.pipeline import missing_checkpoints as missing
     except ImportError as e:
-        return [f"the sadtalker model package cannot be imported: {e}"]
-    return missing(checkpoint_dir, sizes)
+        return [f"(the sadtalker model package cannot be imported: {e})"]
+    return [entry.split(" (")[0] for entry in missing(checkpoint_dir, sizes)]
 
 
 def resolve_devices(device_setting: str, workers: int) -> list[str]:
