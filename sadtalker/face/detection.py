@@ -18,7 +18,7 @@ NO_FACE = np.zeros((0, 15), dtype=np.float32)
 def prior_boxes(height: int, width: int) -> torch.Tensor:
     """(P,4) float32 [cx, cy, w, h] normalised to the image, in head-output order (stride 8 first)."""
     rows = []
-    for step, sizes in zip(STEPS, MIN_SIZES):
+    for step, sizes in zip(STEPS, MIN_SIZES, strict=True):
         fh, fw = -(-height // step), -(-width // step)
         i, j, s = np.meshgrid(np.arange(fh), np.arange(fw), np.asarray(sizes, dtype=np.float64), indexing="ij")
         cx = (j + 0.5) * step / width   # float64, as the reference's Python arithmetic

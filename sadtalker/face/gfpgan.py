@@ -122,7 +122,7 @@ class GFPGANv1Clean(nn.Module):
         p = next(self.parameters())
         per_face = [[torch.empty(1, 1, r, r).normal_(generator=generator)
                      for r in self.stylegan_decoder.noise_resolutions()] for _ in range(batch)]
-        return [torch.cat(maps, dim=0).to(p.device, p.dtype) for maps in zip(*per_face)]
+        return [torch.cat(maps, dim=0).to(p.device, p.dtype) for maps in zip(*per_face, strict=True)]
 
 
 def to_input(faces_bgr: np.ndarray, device: torch.device, dtype: torch.dtype) -> torch.Tensor:

@@ -91,7 +91,7 @@ class FPN(nn.Module):
         self.merge2 = conv_bn(cout, cout, 3)
 
     def forward(self, feats: list[torch.Tensor]) -> list[torch.Tensor]:
-        o1, o2, o3 = (_act(m(f), self.slope) for m, f in zip((self.output1, self.output2, self.output3), feats))
+        o1, o2, o3 = (_act(m(f), self.slope) for m, f in zip((self.output1, self.output2, self.output3), feats, strict=True))
         o2 = _act(self.merge2(o2 + F.interpolate(o3, size=o2.shape[2:], mode="nearest")), self.slope)
         o1 = _act(self.merge1(o1 + F.interpolate(o2, size=o1.shape[2:], mode="nearest")), self.slope)
         return [o1, o2, o3]
@@ -149,8 +149,8 @@ class RetinaFace(nn.Module):
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """x: (N,3,H,W) float, BGR minus the mean -> loc (N,P,4), conf (N,P,2) softmaxed, landms (N,P,10)."""
         feats = self.fpn(self.body(x))
-        feats = [m(f) for m, f in zip((self.ssh1, self.ssh2, self.ssh3), feats)]
-        loc = torch.cat([h(f) for h, f in zip(self.BboxHead, feats)], dim=1)
-        conf = torch.cat([h(f) for h, f in zip(self.ClassHead, feats)], dim=1)
-        landms = torch.cat([h(f) for h, f in zip(self.LandmarkHead, feats)], dim=1)
+        feats = [m(f) for m, f in zip((self.ssh1, self.ssh2, self.ssh3), feats, strict=True)]
+        loc = torch.cat([h(f) for h, f in zip(self.BboxHead, feats, strict=True)], dim=1)
+        conf = torch.cat([h(f) for h, f in zip(self.ClassHead, feats, strict=True)], dim=1)
+        landms = torch.cat([h(f) for h, f in zip(self.LandmarkHead, feats, strict=True)], dim=1)
         return loc, F.softmax(conf, dim=-1), landms

@@ -138,7 +138,7 @@ def load_strict(module: nn.Module, state: Mapping[str, torch.Tensor], source: st
         if tuple(value.shape) != expected and not scalar_counter:
             raise CheckpointError(f"{source}: tensor '{name}' has shape {tuple(value.shape)}, expected {expected}")
     fixed = {k: v.reshape(own[k].shape) for k, v in state.items()}  # (1,) counters from numpy -> 0-d
-    module.load_state_dict(fixed, strict=False)
+    module.load_state_dict(fixed, strict=True)
 
 
 def build_and_load(make: Callable[[], nn.Module], state: Mapping[str, torch.Tensor], source: str) -> nn.Module:
