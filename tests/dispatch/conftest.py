@@ -96,8 +96,8 @@ async def start_dispatcher() -> AsyncIterator:
         await dispatcher.close(drain_timeout_s=5)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def pods(tmp_path_factory) -> Iterator[list[Pod]]:
-    """Two pods shared by a module's tests (never killed by them)."""
+    """Two pods shared by the tests (never killed by them)."""
     with running_pods(tmp_path_factory.mktemp("pods"), 2, render_s=0.3) as started:
         yield started

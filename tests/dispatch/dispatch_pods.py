@@ -88,3 +88,43 @@ def running_pods(workdir: Path, count: int, render_s: float) -> Iterator[list[Po
 def endpoints_of(pods: list[Pod]) -> str:
     """SADTALKER_RUNPOD_ENDPOINTS for the pods (url|token|apiKey; loopback pods need no RunPod token)."""
     return ",".join(f"{pod.url}||{POD_KEY}" for pod in pods)
+
+
+@dataclass
+class RedisServer:
+    """A redis-server of the test's own on a free port (the shared one on 6379 is never disturbed)."""
+
+    port: int
+    workdir: Path
+    proc: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        self.proc = subprocess.Popen(
+            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+             "--dir", str(self.workdir)], stdout=subprocess.DEVNULL)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            with socket.socket() as sock:
+                if sock.connect_ex(("127.0.0.1", self.port)) == 0:
+                    return
+            time.sleep(0.05)
+        raise RuntimeError(f"redis-server on port {self.port} did not start")
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(timeout=10)
+
+
+@contextlib.contextmanager
+def redis_server(workdir: Path) -> Iterator[RedisServer]:
+    server = RedisServer(free_port(), workdir)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()

@@ -4,48 +4,18 @@ test renderer), jobs through the create/status API or Node's own BullMQ, and the
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import time
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
 import pytest
 from bullmq import Job, Queue
+from dispatch_platform import create, platform_api, wait_finished
 from dispatch_pods import POD_KEY, endpoints_of, free_port, running_pods
 from dispatch_servers import FakeRunPod, RecordingServer, serve
 
-from dispatch.api import create_app
-
 NODE_DIR = Path(__file__).parent / "node"
-
-
-@contextlib.asynccontextmanager
-async def platform_api(settings) -> AsyncIterator[httpx.AsyncClient]:
-    """A client of `dispatch.api` (create/status) on the test's queue."""
-    app = create_app(settings)
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://platform") as client:
-        yield client
-    if app.state.dispatch is not None:
-        await app.state.dispatch.queue.close()
-
-
-async def wait_finished(client: httpx.AsyncClient, job_id: str, timeout_s: float = 30) -> dict:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        status = (await client.get("/api/sadtalker/status", params={"id": job_id})).json()
-        if status["state"] in ("completed", "failed"):
-            return status
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"job {job_id} still {status['state']} after {timeout_s} s: {status}")
-
-
-async def create(client: httpx.AsyncClient, media, **extra) -> str:
-    body = {"imageUrl": media.image_url, "audioUrl": media.audio_url, "userId": "u1", **extra}
-    resp = await client.post("/api/sadtalker/create", json=body)
-    assert resp.status_code == 200, resp.text
-    return resp.json()["jobId"]
 
 
 async def test_jobs_complete_on_both_pods_with_a_working_video_url(pods, media, make_settings, start_dispatcher):
