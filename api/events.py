@@ -22,6 +22,7 @@ from fastapi import APIRouter, Header
 from fastapi.responses import StreamingResponse
 
 from jobs import JobManager
+from jobs.errors import JobNotFound
 
 from .deps import Owner, ServicesDep
 
@@ -77,7 +78,10 @@ async def job_events(manager: JobManager, job_id: str, owner: str | None, last_e
                     return
                 pending = asyncio.ensure_future(anext(updates))
             elif queued:  # the queue may have moved: re-read the position
-                current = manager.job_json(manager.get(job_id, owner))
+                try:
+                    current = manager.job_json(manager.get(job_id, owner))
+                except JobNotFound:  # deleted meanwhile
+                    return
             ident = event_id(current) if current is not None else 0
             if current is not None and (ident > last_sent or current["status"] in TERMINAL):
                 last_sent = max(ident, last_sent + 1)  # strictly increasing even within one millisecond

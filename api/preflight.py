@@ -1,0 +1,184 @@
+"""`POST /v1/preflight`: would a job with these inputs run? Same body as `POST /v1/jobs`, nothing queued.
+
+The inputs go through the same reader and checks as a submission (`InputReader.parse` + `complete`: content
+decode, limits, URL fetches, the renderer's face check). When one fails, each input is also checked on its
+own so the answer lists every problem, each with its stable code and a suggestion.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import io
+import logging
+import re
+import secrets
+import shutil
+from pathlib import Path
+from typing import Any
+
+from fastapi import APIRouter, Request
+from PIL import Image
+
+from .deps import Owner, Services, ServicesDep
+from .errors import ApiError
+from .inputs import MEDIA_FIELDS, InputReader, JobRequest, MediaReport, ParsedRequest
+from .media import check_audio, check_image
+
+PROBE_TIMEOUT_S = 10.0
+STREAM_LINE = re.compile(r"Stream #\S+.*?: Audio: ([^,\n]+), (\d+) Hz, ([^,\n]+)")
+CHANNEL_LAYOUTS = {"mono": 1, "stereo": 2, "2.1": 3, "quad": 4, "5.1": 6, "5.1(side)": 6, "7.1": 8}
+PREVIEW_PX = 128  # longest side of the face crop preview
+PREVIEW_MARGIN = 0.25  # of the box size, added on every side
+# What to try, per error code (the code and message come from the check itself).
+SUGGESTIONS = {
+    "no_face_detected": "Try preprocess=full, or a sharper, front-facing portrait where the face is clearly visible.",
+    "multiple_faces": "The largest face is animated; crop the photo to one person to choose another.",
+    "invalid_image": "Send a JPEG, PNG or WebP photo of at least 32x32 pixels.",
+    "invalid_audio": "Send a WAV, MP3, M4A, OGG or FLAC recording with speech in it.",
+    "audio_too_long": "Cut the audio shorter, or split it into several jobs.",
+    "unsupported_media_type": "Send a JPEG/PNG/WebP image and WAV/MP3/M4A/OGG/FLAC audio.",
+    "invalid_video": "Send an MP4 or MOV reference video that plays.",
+    "payload_too_large": "Send a smaller file (see the service's SADTALKER_MAX_*_BYTES limits).",
+    "fetch_failed": "Check that the URL is public and answers with the file.",
+    "url_not_allowed": "Use a public http(s) URL; private, loopback and metadata addresses are refused.",
+    "face_not_checked": "The face is checked when the job starts.",
+}
+IMAGE_CODES = ("invalid_image", "no_face_detected")
+AUDIO_CODES = ("invalid_audio", "audio_too_long")
+log = logging.getLogger(__name__)
+
+router = APIRouter(prefix="/v1", tags=["jobs"])
+
+
+def problem(code: str, message: str) -> dict[str, Any]:
+    return {"code": code, "message": message, "suggestion": SUGGESTIONS.get(code)}
+
+
+async def audio_stream_info(ffmpeg: str, path: Path) -> dict[str, Any]:
+    """Codec, sample rate (Hz) and channel count of the first audio stream, from ffmpeg's stream line."""
+    proc = await asyncio.create_subprocess_exec(ffmpeg, "-hide_banner", "-nostdin", "-i", str(path),
+                                                stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE)
+    try:
+        _, err = await asyncio.wait_for(proc.communicate(), PROBE_TIMEOUT_S)
+    except TimeoutError:
+        proc.kill()
+        await proc.wait()
+        return {}
+    match = STREAM_LINE.search(err.decode("utf-8", "replace"))
+    if match is None:
+        return {}
+    layout = match.group(3).strip()
+    channels = CHANNEL_LAYOUTS.get(layout) or (int(layout.split()[0]) if layout[:1].isdigit() else None)
+    return {"codec": match.group(1).strip(), "sample_rate": int(match.group(2)), "channels": channels}
+
+
+def face_preview(image_path: Path, box: list[float]) -> str:
+    """A small JPEG of the face with some margin, as a data: URL (blocking)."""
+    with Image.open(image_path) as img:
+        rgb = img.convert("RGB")
+    x1, y1, x2, y2 = box
+    margin = PREVIEW_MARGIN * max(x2 - x1, y2 - y1)
+    crop = rgb.crop((max(0, x1 - margin), max(0, y1 - margin), min(rgb.width, x2 + margin),
+                     min(rgb.height, y2 + margin)))
+    crop.thumbnail((PREVIEW_PX, PREVIEW_PX))
+    buffer = io.BytesIO()
+    crop.save(buffer, "JPEG", quality=85)
+    return "data:image/jpeg;base64," + base64.b64encode(buffer.getvalue()).decode()
+
+
+async def describe_face(face: dict[str, Any] | None, image_path: Path) -> tuple[dict | None, list[dict]]:
+    """The face part of the answer and its warnings (not checked yet, several faces)."""
+    if face is None:
+        return None, [problem("face_not_checked", "no face detector is ready yet (models loading), so the face was not checked")]
+    warnings = []
+    answer = {"box": face.get("box"), "score": face.get("score"), "detector": face.get("detector"),
+              "faces": face.get("faces"), "preview": None}
+    if answer["box"]:
+        answer["preview"] = await asyncio.to_thread(face_preview, image_path, [float(v) for v in answer["box"]])
+    if (face.get("faces") or 1) > 1:
+        warnings.append(problem("multiple_faces", f"{face['faces']} faces were found; the largest is used"))
+    return answer, warnings
+
+
+async def answer_for(services: Services, report: MediaReport) -> dict[str, Any]:
+    face, warnings = await describe_face(report.face, report.files["image"])
+    audio = {"duration_s": round(report.audio.duration_s, 3), "container": report.audio.container,
+             **await audio_stream_info(services.reader.ffmpeg, report.files["audio"])}
+    image = {"format": report.image.format, "width": report.image.width, "height": report.image.height}
+    return {"object": "preflight", "ok": True, "image": image, "face": face, "audio": audio,
+            "errors": [], "warnings": warnings}
+
+
+async def diagnose(services: Services, parsed: ParsedRequest, first: ApiError) -> dict[str, Any]:
+    """After a failed check: check each uploaded input on its own, so the answer names every problem."""
+    errors = [problem(first.code, first.message)]
+    answer: dict[str, Any] = {"image": None, "face": None, "audio": None}
+    image, audio = parsed.uploads.get("image"), parsed.uploads.get("audio")
+    try:
+        if image is not None and first.code != "invalid_image":
+            with_face = first.code != "no_face_detected"
+            answer["image"], answer["face"] = await check_image_alone(services.reader, image.path, with_face)
+    except ApiError as e:
+        errors.append(problem(e.code, e.message))
+    try:
+        if audio is not None and first.code not in AUDIO_CODES:
+            answer["audio"] = await check_audio_alone(services.reader, audio.path)
+    except ApiError as e:
+        errors.append(problem(e.code, e.message))
+    unique = list({p["code"]: p for p in errors}.values())
+    return {"object": "preflight", "ok": False, **answer, "errors": unique, "warnings": []}
+
+
+async def check_image_alone(reader: InputReader, path: Path, with_face: bool
+                            ) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """The image's own checks: decode and limits, then (`with_face`) the renderer's face check."""
+    info = await asyncio.to_thread(check_image, path, reader.limits.max_image_pixels)
+    image = {"format": info.format, "width": info.width, "height": info.height}
+    if not with_face:
+        return image, None
+    found = None
+    if reader.face_check is not None:
+        try:
+            found = await reader.face_check(path)
+        except Exception as e:
+            code = getattr(e, "code", None)
+            if code in IMAGE_CODES:
+                raise ApiError(code, str(e) or code) from e
+            log.warning("face check failed (%s: %s)", type(e).__name__, e)
+    face, _ = await describe_face(found, path)
+    return image, face
+
+
+async def check_audio_alone(reader: InputReader, path: Path) -> dict[str, Any]:
+    info = await check_audio(reader.ffmpeg, path, reader.limits.max_audio_seconds)
+    return {"duration_s": round(info.duration_s, 3), "container": info.container,
+            **await audio_stream_info(reader.ffmpeg, path)}
+
+
+def _request_body_doc() -> dict[str, Any]:
+    """OpenAPI for the hand-read body: the job's JSON model, or the same fields as a form with file parts."""
+    schema = JobRequest.model_json_schema()
+    files = {name: {"type": "string", "format": "binary"} for name in MEDIA_FIELDS}
+    form = {**schema, "properties": {**schema["properties"], **files}}
+    return {"requestBody": {"required": True, "content": {
+        "multipart/form-data": {"schema": form}, "application/json": {"schema": schema}}}}
+
+
+@router.post("/preflight", openapi_extra=_request_body_doc())
+async def preflight(request: Request, services: ServicesDep, _owner: Owner) -> dict[str, Any]:
+    """Checks a job's inputs (same body as `POST /v1/jobs`) without queueing: the face found (box, score,
+    a small crop preview), the image and audio (duration, sample rate), and every problem with its error code
+    and a suggestion. `ok` says whether the job would run. A malformed request answers an error body."""
+    dest = services.settings.sadtalker_output_dir / "preflight" / secrets.token_hex(8)
+    try:
+        parsed = await services.reader.parse(request, dest)
+        try:
+            report = await services.reader.complete(parsed, dest)
+        except ApiError as e:
+            if e.code in ("validation_error", "unknown_field"):
+                raise  # the request itself is malformed: an error body, as for a submission
+            return await diagnose(services, parsed, e)
+        return await answer_for(services, report)
+    finally:
+        await asyncio.to_thread(shutil.rmtree, dest, True)
