@@ -20,7 +20,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 import urlguard
-from api import health, jobs_routes, legacy
+from api import events, health, jobs_routes, legacy, preflight, web
 from api.deps import Services
 from api.errors import ApiError, error_body
 from api.inputs import InputLimits, InputReader
@@ -68,6 +68,9 @@ def create_app(settings: Settings | None = None, *, renderer_factory: RendererFa
     install_error_handlers(app)
     for router in (health.router, jobs_routes.router, legacy.router):
         app.include_router(router)
+    app.include_router(events.router)
+    app.include_router(preflight.router)
+    app.include_router(web.router)
     return app
 
 
