@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import re
 import subprocess
 from os import PathLike
 from pathlib import Path
@@ -43,7 +44,8 @@ MEL_FPS = exact_div(SAMPLE_RATE, HOP_LENGTH)  # 80 mel frames per second (3.2 pe
 N_FREQS = N_FFT // 2 + 1  # 401 rFFT bins
 
 MEL_BASIS_PATH = Path(__file__).with_name("assets") / "mel_basis_80x401.npz"
-STDERR_TAIL_LINES = 6  # lines of ffmpeg's stderr quoted in InvalidAudio
+STDERR_TAIL_LINES = 4  # lines of ffmpeg's stderr quoted in InvalidAudio
+DECODE_TIMEOUT_S = 300.0  # a decode that takes longer is treated as a broken file
 # soxr at 28-bit precision ("very high quality"); the reference (librosa 0.9.2) uses resampy's
 # kaiser_best, so resampled audio differs slightly from the reference. 16 kHz input is not resampled.
 RESAMPLE_FILTER = f"aresample={SAMPLE_RATE}:resampler=soxr:precision=28"
@@ -68,9 +70,11 @@ def load_audio(path: str | PathLike) -> np.ndarray:
     cmd = [_ffmpeg_exe(), "-nostdin", "-hide_banner", "-v", "error", "-i", str(path),
            "-vn", "-sn", "-dn", "-af", RESAMPLE_FILTER, "-c:a", "pcm_f32le", "-f", "wav", "-"]
     try:
-        proc = subprocess.run(cmd, capture_output=True, check=True)
+        proc = subprocess.run(cmd, capture_output=True, check=True, timeout=DECODE_TIMEOUT_S)
     except subprocess.CalledProcessError as e:
-        raise InvalidAudio(f"cannot decode audio {path.name!r}: {_stderr_tail(e.stderr)}") from e
+        raise InvalidAudio(f"cannot decode audio {path.name!r}: {_stderr_summary(e.stderr, path)}") from e
+    except subprocess.TimeoutExpired as e:
+        raise InvalidAudio(f"decoding audio {path.name!r} took over {DECODE_TIMEOUT_S:.0f} s") from e
     try:
         channels, rate, samples = parse_float_wav(proc.stdout)
     except ValueError as e:
@@ -85,8 +89,10 @@ def load_audio(path: str | PathLike) -> np.ndarray:
     return np.ascontiguousarray(wav.reshape(-1), dtype=np.float32)
 
 
-def _stderr_tail(stderr: bytes) -> str:
-    lines = [ln.strip() for ln in stderr.decode("utf-8", "replace").splitlines() if ln.strip()]
+def _stderr_summary(stderr: bytes, path: Path) -> str:
+    """ffmpeg's last error lines, without component tags and with the file's directory removed."""
+    text = stderr.decode("utf-8", "replace").replace(str(path), path.name)
+    lines = [re.sub(r"^\[[^\]]* @ 0x[0-9a-f]+\] ", "", ln.strip()) for ln in text.splitlines() if ln.strip()]
     return " | ".join(lines[-STDERR_TAIL_LINES:]) or "ffmpeg failed without a message"
 
 
