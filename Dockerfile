@@ -23,8 +23,10 @@ RUN apt-get update \
 
 # Linux wheels of torch==2.13.0 from PyPI are the CUDA build: the same pin as on CPU machines.
 COPY requirements.txt /app/requirements.txt
+# The stamp tells run.sh the requirements are installed, so a pod never pip-installs at start.
 RUN python3.11 -m venv /opt/venv \
- && /opt/venv/bin/pip install -r /app/requirements.txt
+ && /opt/venv/bin/pip install -r /app/requirements.txt \
+ && sha256sum /app/requirements.txt | cut -d' ' -f1 > /opt/venv/.requirements.sha256
 
 RUN groupadd --gid 1000 sadtalker \
  && useradd --uid 1000 --gid 1000 --create-home --shell /usr/sbin/nologin sadtalker \

@@ -88,10 +88,13 @@ class PodClient:
     async def create(self, ep: PodEndpoint, image: Path, audio: Path, options: dict) -> dict:
         """Upload the inputs; the pod's answer (job JSON, or the finished result of a legacy pod)."""
         data = {k: _form_value(v) for k, v in options.items() if v is not None}
+        # A legacy pod answers when the video is done: only the attempt's own timeout bounds the wait.
+        read_s = None if self.settings.legacy_pods else c.POD_UPLOAD_TIMEOUT_S
+        timeout = httpx.Timeout(c.POD_UPLOAD_TIMEOUT_S, connect=c.POD_CONNECT_TIMEOUT_S, read=read_s)
         with image.open("rb") as img, audio.open("rb") as aud:
             files = {"image": (image.name, img), "audio": (audio.name, aud)}
             resp = await self._request("POST", ep, self.settings.remote_create_path, data=data, files=files,
-                                       timeout=c.POD_UPLOAD_TIMEOUT_S)
+                                       timeout=timeout)
         return self._answer(ep, resp)
 
     def _answer(self, ep: PodEndpoint, resp: httpx.Response) -> dict:

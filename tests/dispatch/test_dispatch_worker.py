@@ -171,3 +171,13 @@ async def test_job_data_is_checked_before_anything_else(make_settings, start_dis
         await queue.close()
     assert job.failedReason.startswith("validation_error: 'imageUrl' must be an http(s) URL")
     assert job.attemptsMade == 1
+
+
+async def test_legacy_pods_answer_synchronously(pods, media, make_settings, start_dispatcher):
+    settings = make_settings(runpod_endpoints=endpoints_of(pods[:1]), remote_create_path="/generate_talking_video")
+    await start_dispatcher(settings)
+    async with platform_api(settings) as client:
+        status = await wait_finished(client, await create(client, media))
+    assert status["state"] == "completed", status
+    video = httpx.get(status["result"]["videoUrl"], headers={"X-API-Key": POD_KEY}, timeout=10)
+    assert video.status_code == 200 and video.content[4:8] == b"ftyp"

@@ -1,0 +1,38 @@
+"""How the pod client authenticates (X-API-Key, RunPod token header or query) and resolves video URLs."""
+
+from __future__ import annotations
+
+import httpx
+
+from dispatch.endpoints import PodEndpoint
+from dispatch.pods import PodClient, RemoteJobFailed
+from dispatch.settings import DispatchSettings
+
+EP = PodEndpoint("https://abc123-8888.proxy.runpod.net", token="rp-token", api_key="endpoint-key")
+
+
+def client(**settings) -> PodClient:
+    return PodClient(httpx.AsyncClient(), DispatchSettings(**settings))
+
+
+def test_token_goes_in_the_authorization_header_by_default():
+    assert client()._auth(EP) == ({"X-API-Key": "endpoint-key", "Authorization": "Bearer rp-token"}, {})
+
+
+def test_token_query_and_remote_api_key_override():
+    headers, params = client(token_query=True, remote_api_key="global-key")._auth(EP)
+    assert headers == {"X-API-Key": "global-key"} and params == {"token": "rp-token"}
+
+
+def test_video_url_is_made_absolute_and_carries_the_token_when_asked():
+    job = {"id": "job_1", "status": "succeeded", "result": {"video_url": "/v1/jobs/job_1/video"}}
+    assert client().video_url(EP, job) == f"{EP.url}/v1/jobs/job_1/video"
+    assert client(token_query=True).video_url(EP, job) == f"{EP.url}/v1/jobs/job_1/video?token=rp-token"
+    s3 = {"result": {"video_url": "https://bucket.s3.amazonaws.com/v.mp4?X-Amz-Signature=1"}}
+    assert client(token_query=True).video_url(EP, s3) == s3["result"]["video_url"]
+
+
+def test_permanent_and_retryable_pod_errors():
+    assert RemoteJobFailed("no_face_detected", "no face").permanent
+    assert not RemoteJobFailed("interrupted", "pod restarted").permanent
+    assert str(RemoteJobFailed("timeout", "too slow")) == "timeout: too slow"
