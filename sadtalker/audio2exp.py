@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from .audio_encoder import AudioEncoder, AudioEncoderDims, load_strict, tensor_shape
+from .audio_encoder import AudioEncoder, AudioEncoderDims, load_strict, tensor_dim
 
 EXP_DIM = 64  # expression coefficients of the 3DMM
 
@@ -45,7 +45,7 @@ class ExpNet(nn.Module):
     def from_state_dict(cls, state: Mapping[str, torch.Tensor], source: str) -> ExpNet:
         """Build with the dims the tensor shapes imply and load strictly (CheckpointError otherwise)."""
         dims = ExpNetDims(encoder=AudioEncoderDims.from_state_dict(state, "audio_encoder.", source),
-                          exp_dim=tensor_shape(state, "mapping1.weight", source)[0])
+                          exp_dim=tensor_dim(state, "mapping1.weight", source))
         net = cls(dims)
         load_strict(net, state, source)
         return net.eval()

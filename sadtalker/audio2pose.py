@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from .audio_encoder import AudioEncoder, AudioEncoderDims, load_strict, tensor_shape
+from .audio_encoder import AudioEncoder, AudioEncoderDims, load_strict, tensor_dim
 from .resunet import ResUnet
 
 PoseNoise = Callable[[int], torch.Tensor]  # block index k -> z (1, latent) of block k, in draw order
@@ -192,7 +192,7 @@ class PoseVAE(nn.Module):
     def from_state_dict(cls, state: Mapping[str, torch.Tensor], source: str) -> PoseVAE:
         """Build with the dims the tensor shapes imply and load strictly (CheckpointError otherwise)."""
         def dim(name: str, axis: int = 0) -> int:
-            return tensor_shape(state, name, source)[axis]
+            return tensor_dim(state, name, source, axis)
 
         dec = "netG.decoder."
         pose_dim = dim(dec + "pose_linear.weight")

@@ -35,7 +35,7 @@ class AudioEncoderDims:
     @classmethod
     def from_state_dict(cls, state: Mapping[str, object], prefix: str, source: str) -> AudioEncoderDims:
         # the first block of each stage changes the width: blocks 0, 3, 6, 9, 11
-        widths = tuple(tensor_shape(state, f"{prefix}{i}.conv_block.0.weight", source)[0]
+        widths = tuple(tensor_dim(state, f"{prefix}{i}.conv_block.0.weight", source)
                        for i in (0, 3, 6, 9, 11))
         return cls(widths=widths)  # type: ignore[arg-type]
 
@@ -83,11 +83,14 @@ class AudioEncoder(nn.Sequential):
         return torch.cat([self(chunk).flatten(1) for chunk in chunks])
 
 
-def tensor_shape(state: Mapping[str, object], name: str, source: str) -> tuple[int, ...]:
-    """Shape of `state[name]`, or CheckpointError naming the file and the missing tensor."""
+def tensor_dim(state: Mapping[str, object], name: str, source: str, axis: int = 0) -> int:
+    """Size of `state[name]` along `axis`; CheckpointError naming the file if it is missing or too flat."""
     if name not in state:
         raise CheckpointError(f"{source}: missing tensor {name!r}")
-    return tuple(np.shape(state[name]))
+    shape = tuple(np.shape(state[name]))
+    if len(shape) <= axis or shape[axis] < 1:
+        raise CheckpointError(f"{source}: tensor {name!r} has shape {shape}, which no network of this kind has")
+    return int(shape[axis])
 
 
 def load_strict(net: nn.Module, state: Mapping[str, object], source: str) -> None:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from .audio_encoder import load_strict, tensor_shape
+from .audio_encoder import load_strict, tensor_dim
 
 EXPANSION = 4  # bottleneck output width / inner width
 INPUT_SIZE = 224  # pixels
@@ -102,10 +102,10 @@ class ReconNet(nn.Module):
         """Build with the dims the tensor shapes imply and load strictly (CheckpointError otherwise)."""
         heads = []
         while f"final_layers.{len(heads)}.weight" in state:
-            heads.append(tensor_shape(state, f"final_layers.{len(heads)}.weight", source)[0])
+            heads.append(tensor_dim(state, f"final_layers.{len(heads)}.weight", source))
         dims = ReconNetDims(
-            stem=tensor_shape(state, "backbone.conv1.weight", source)[0],
-            widths=tuple(tensor_shape(state, f"backbone.layer{i}.0.conv1.weight", source)[0]  # type: ignore[arg-type]
+            stem=tensor_dim(state, "backbone.conv1.weight", source),
+            widths=tuple(tensor_dim(state, f"backbone.layer{i}.0.conv1.weight", source)  # type: ignore[arg-type]
                          for i in range(1, 5)),
             heads=tuple(heads) or ReconNetDims.heads,
         )
