@@ -18,10 +18,12 @@ from pathlib import Path
 
 import httpx
 from bullmq import Job, UnrecoverableError, Worker
+from pydantic import ValidationError
 
 import urlguard
 from dispatch import constants as c
 from dispatch.endpoints import (
+    EndpointConfigError,
     NoHealthyPod,
     PodEndpoint,
     PodPool,
@@ -203,9 +205,14 @@ async def _main(settings: DispatchSettings) -> None:
 
 
 def main() -> None:
-    settings = DispatchSettings()
-    logging.basicConfig(level=settings.log_level.upper(),
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        settings = DispatchSettings()
+        parse_static_endpoints(settings.runpod_endpoints)
+    except (ValidationError, EndpointConfigError) as e:
+        log.error("invalid configuration: %s", e)
+        raise SystemExit(2) from e
+    logging.getLogger().setLevel(settings.log_level.upper())
     asyncio.run(_main(settings))
 
 

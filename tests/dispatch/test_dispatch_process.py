@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import subprocess
 import sys
 
 import pytest
@@ -62,3 +63,14 @@ async def test_sigterm_drains_the_active_job_then_exits(tmp_path, media, make_se
     assert first["state"] == "completed"  # finished by the draining worker
     assert second["state"] == "waiting"  # left for the next worker
     assert "draining" in log
+
+
+@pytest.mark.parametrize(("variable", "value", "words"), [
+    ("SADTALKER_RUNPOD_ENDPOINTS", "ftp://pod|t|k", "SADTALKER_RUNPOD_ENDPOINTS: 'ftp://pod' is not an http(s) URL"),
+    ("SADTALKER_WORKER_CONCURRENCY", "0", "SADTALKER_WORKER_CONCURRENCY"),
+])
+def test_bad_configuration_stops_the_worker_with_a_clear_message(variable, value, words):
+    env = {**os.environ, "PYTHONPATH": str(ROOT), variable: value}
+    done = subprocess.run([sys.executable, "-m", "dispatch.worker"], cwd=ROOT, env=env, capture_output=True,
+                          text=True, timeout=30)
+    assert done.returncode == 2 and "invalid configuration" in done.stderr and words in done.stderr
