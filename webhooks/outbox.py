@@ -164,12 +164,6 @@ class Outbox:
                 " AND locked_until IS NULL ORDER BY created_at DESC LIMIT 1", (job_id, event, PENDING)).fetchone()
         return Delivery(*row) if row else None
 
-    def last_created_at(self, job_id: str, event: str) -> float | None:
-        with self._lock:
-            row = self._db.execute("SELECT MAX(created_at) FROM webhook_deliveries WHERE job_id = ? AND event = ?",
-                                   (job_id, event)).fetchone()
-        return row[0]
-
     def replace_body(self, delivery_id: str, body: bytes) -> bool:
         with self._tx() as db:
             return bool(db.execute(

@@ -12,6 +12,7 @@ import contextlib
 import json
 import logging
 import random
+import sqlite3
 import time
 import uuid
 from collections.abc import Callable, Sequence
@@ -36,6 +37,7 @@ MAX_RETRY_AFTER_S = 24 * 3600.0
 PROGRESS_INTERVAL_S = 5.0  # at most one job.progress delivery per job per interval
 PROGRESS_RETRIES = 2  # progress is soon stale: a short retry budget
 IDLE_POLL_S = 60.0
+DB_RETRY_S = 2.0
 USER_AGENT = "sadtalker-webhooks/1"
 
 
@@ -112,6 +114,8 @@ class WebhookSender:
         self._wake = asyncio.Event()
         self._disabled_reason: str | None = None
         self._closed = False
+        # job id -> when its latest progress delivery falls due (in memory: progress is ephemeral)
+        self._progress_due: dict[str, float] = {}
 
     @property
     def lease_s(self) -> float:
@@ -172,10 +176,12 @@ class WebhookSender:
             coalesced = self._coalesce_progress(job_id, body)
             if coalesced is not None:
                 return coalesced
-            last = self._outbox.last_created_at(job_id, event)
-            due = now if last is None else max(now, last + self._progress_interval_s)
+            last_due = self._progress_due.get(job_id)
+            due = now if last_due is None else max(now, last_due + self._progress_interval_s)
+            self._progress_due[job_id] = due
         elif event in TERMINAL_EVENTS:
             self._outbox.supersede(job_id, "job.progress")
+            self._progress_due.pop(job_id, None)
         self._outbox.add(Delivery(delivery_id, job_id, event, url, body, status, 0, due), now)
         self._wake_soon()
         return delivery_id
@@ -205,6 +211,7 @@ class WebhookSender:
 
     def drop_job(self, job_id: str) -> None:
         """Discard a deleted job's deliveries (pending and past) and refuse its later events."""
+        self._progress_due.pop(job_id, None)
         for delivery_id in self._outbox.drop_job(job_id, time.time()):
             task = self._inflight.get(delivery_id)
             if task is not None:  # callable from a worker thread too: cancel on the task's own loop
@@ -213,23 +220,38 @@ class WebhookSender:
     async def _run(self) -> None:
         while True:
             self._wake.clear()
-            free = self._max_concurrency - len(self._inflight)
-            now = time.time()
-            for delivery in await asyncio.to_thread(self._outbox.claim_due, now, free, self.lease_s):
-                task = asyncio.create_task(self._deliver(delivery), name=f"webhook-{delivery.id}")
-                self._inflight[delivery.id] = task
-                task.add_done_callback(lambda _t, d=delivery.id: self._attempt_done(d))
-            due = await asyncio.to_thread(self._outbox.next_due_at)
-            wait_s = IDLE_POLL_S if due is None else min(IDLE_POLL_S, max(0.0, due - time.time()))
-            if free <= 0 or wait_s > 0:
+            try:
+                wait_s = await self._dispatch_due()
+            except (sqlite3.Error, OSError) as e:  # e.g. the database locked for too long: try again soon
+                logger.warning("webhook outbox unavailable, retrying in %.0fs: %s", DB_RETRY_S, e)
+                wait_s = DB_RETRY_S
+            if wait_s > 0:
                 with contextlib.suppress(asyncio.TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), wait_s if free > 0 else IDLE_POLL_S)
+                    await asyncio.wait_for(self._wake.wait(), wait_s)
+
+    async def _dispatch_due(self) -> float:
+        """Start attempts for due deliveries while slots are free; returns how long to sleep (seconds)."""
+        free = self._max_concurrency - len(self._inflight)
+        for delivery in await asyncio.to_thread(self._outbox.claim_due, time.time(), free, self.lease_s):
+            task = asyncio.create_task(self._deliver(delivery), name=f"webhook-{delivery.id}")
+            self._inflight[delivery.id] = task
+            task.add_done_callback(lambda _t, d=delivery.id: self._attempt_done(d))
+        if free <= 0:
+            return IDLE_POLL_S  # an attempt ending wakes the loop
+        due = await asyncio.to_thread(self._outbox.next_due_at)
+        return IDLE_POLL_S if due is None else min(IDLE_POLL_S, max(0.0, due - time.time()))
 
     def _attempt_done(self, delivery_id: str) -> None:
         self._inflight.pop(delivery_id, None)
         self._wake.set()
 
     async def _deliver(self, delivery: Delivery) -> None:
+        try:
+            await self._deliver_once(delivery)
+        except (sqlite3.Error, OSError) as e:  # the lease runs out and the delivery is tried again
+            logger.warning("webhook %s: could not record the attempt: %s", delivery.id, e)
+
+    async def _deliver_once(self, delivery: Delivery) -> None:
         started = time.time()
         outcome = await self._attempt(delivery)
         done = delivery.attempt_count + 1
