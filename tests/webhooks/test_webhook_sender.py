@@ -196,7 +196,7 @@ async def test_progress_is_coalesced_and_superseded(sender_factory, receiver_fac
     progress = [json.loads(r.body)["progress"]["percent"] for r in receiver.requests]
     assert 1 <= len(progress) <= 2 and progress[-1] == 30.0
     sent_at = [r.at for r in receiver.requests]
-    assert all(b - a >= 0.45 for a, b in zip(sent_at, sent_at[1:]))  # throttled to one per interval
+    assert all(b - a >= 0.45 for a, b in zip(sent_at, sent_at[1:], strict=False))  # throttled to one per interval
     await sender.enqueue("job_1", receiver.url, "job.progress", {**JOB, "progress": {"percent": 40.0}})
     await sender.enqueue("job_1", receiver.url, "job.succeeded", JOB)
     await wait_until(lambda: "job.succeeded" in [json.loads(r.body)["type"] for r in receiver.requests])

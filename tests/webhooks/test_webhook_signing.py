@@ -69,3 +69,23 @@ def test_malformed_secrets_are_refused(secret: str) -> None:
 def test_generated_secrets_are_distinct_and_prefixed() -> None:
     a, b = generate_secret(), generate_secret()
     assert a != b and a.startswith("whsec_") and sign(a, "m", 1, b"x").startswith("v1,")
+
+
+def test_the_receiver_snippet_in_the_docs_verifies() -> None:
+    """The Python snippet of docs/webhooks.md, run as a receiver would run it."""
+    from pathlib import Path
+
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "webhooks.md").read_text()
+    snippet = doc.split("```python\n", 1)[1].split("```", 1)[0]
+    namespace: dict = {}
+    exec(compile(snippet, "docs/webhooks.md", "exec"), namespace)
+    verify_webhook = namespace["verify_webhook"]
+    old, new, body = generate_secret(), generate_secret(), b'{"id":"job_1","type":"job.succeeded"}'
+    headers = headers_for([old, new], body)
+    assert verify_webhook(new, headers, body) and verify_webhook(old, headers, body)
+    assert not verify_webhook(new, headers, body + b" ")
+    assert not verify_webhook(generate_secret(), headers, body)
+    assert not verify_webhook(new, headers_for([new], body, ts=int(time.time()) - 301), body)
+    assert verify_webhook(SPEC_SECRET, {"webhook-id": SPEC_ID, "webhook-timestamp": str(int(time.time())),
+                                        "webhook-signature": sign(SPEC_SECRET, SPEC_ID, int(time.time()), SPEC_BODY)},
+                          SPEC_BODY)
