@@ -290,6 +290,8 @@ class WebhookSender:
             return await asyncio.wait_for(self._send(url, headers, body), self._timeout_s + 5.0)
         except asyncio.TimeoutError:
             return Outcome(error="timeout: no answer within the deadline")
+        except (httpx.InvalidURL, httpx.UnsupportedProtocol) as e:  # a malformed URL never gets better
+            return Outcome(error=f"invalid URL: {e}", permanent=True)
         except httpx.TimeoutException as e:
             return Outcome(error=f"timeout: {type(e).__name__}")
         except httpx.HTTPError as e:

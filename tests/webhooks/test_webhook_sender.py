@@ -244,3 +244,12 @@ async def test_outbox_shares_the_job_database(sender_factory, receiver_factory, 
     assert {"jobs", "webhook_deliveries", "webhook_attempts"} <= tables
     assert jobs.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     jobs.close()
+
+
+@pytest.mark.parametrize("url", ["http://", "ftp://127.0.0.1/x", "http://exa\x00mple/"])
+async def test_malformed_urls_fail_without_retries(sender_factory, url) -> None:
+    sender = await sender_factory(schedule_s=(0.05, 0.05))
+    await sender.enqueue("job_1", url, "job.succeeded", JOB)
+    await wait_until(lambda: statuses(sender) == ["failed"])
+    [attempt] = sender.deliveries("job_1")[0]["attempts"]
+    assert attempt["error"].startswith("invalid URL: ") and attempt["status_code"] is None
