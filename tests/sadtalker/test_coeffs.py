@@ -61,6 +61,12 @@ def inputs():
     return mels, first
 
 
+@pytest.fixture(scope="module")
+def base(nets, inputs) -> np.ndarray:
+    """Coefficients with the default options (no blinks, no reference videos, noise seed 7)."""
+    return run(nets, inputs)
+
+
 def run(nets, inputs, **kw) -> np.ndarray:
     kw.setdefault("noise", seeded_pose_noise(7))
     return audio_to_coefficients(nets[0], nets[1], inputs[0], inputs[1], **kw)
@@ -123,8 +129,8 @@ def test_smoothing_removes_jitter():
     assert np.abs(smooth_pose(jitter)[6:-6]).max() < 0.15  # the edges are polynomial fits, not averages
 
 
-def test_output_shape_and_reproducibility(nets, inputs):
-    out = run(nets, inputs)
+def test_output_shape_and_reproducibility(nets, inputs, base):
+    out = base
     assert out.shape == (T, 70) and out.dtype == np.float32
     np.testing.assert_array_equal(out, run(nets, inputs))
     other = run(nets, inputs, noise=seeded_pose_noise(8))
@@ -132,27 +138,26 @@ def test_output_shape_and_reproducibility(nets, inputs):
     assert not np.allclose(other[:, 64:], out[:, 64:])
 
 
-def test_blinks_change_the_expression_only(nets, inputs):
+def test_blinks_change_the_expression_only(nets, inputs, base):
     ratio = blink_ratio(T, random.Random(0))
     assert ratio.any()
-    plain, blinking = run(nets, inputs), run(nets, inputs, blink=ratio)
+    plain, blinking = base, run(nets, inputs, blink=ratio)
     np.testing.assert_array_equal(plain[:, 64:], blinking[:, 64:])
     changed = np.abs(plain[:, :64] - blinking[:, :64]).max(axis=1) > 0
     np.testing.assert_array_equal(changed, ratio > 0)
 
 
-def test_ref_expression_replaces_source_expression_and_disables_blinks(nets, inputs):
+def test_ref_expression_replaces_source_expression_and_disables_blinks(nets, inputs, base):
     ratio = blink_ratio(T, random.Random(0))
     source_exp = np.repeat(inputs[1][None, :64], 5, axis=0)
-    np.testing.assert_array_equal(run(nets, inputs, ref_expression=source_exp), run(nets, inputs))
+    np.testing.assert_array_equal(run(nets, inputs, ref_expression=source_exp), base)
     ref_exp = np.random.default_rng(1).normal(0, 0.3, (7, 64)).astype(np.float32)  # tiled to T
     with_blink = run(nets, inputs, blink=ratio, ref_expression=ref_exp)
     np.testing.assert_array_equal(with_blink, run(nets, inputs, ref_expression=ref_exp))
-    assert not np.allclose(with_blink[:, :64], run(nets, inputs)[:, :64])
+    assert not np.allclose(with_blink[:, :64], base[:, :64])
 
 
-def test_ref_pose_adds_relative_motion(nets, inputs):
-    base = run(nets, inputs)
+def test_ref_pose_adds_relative_motion(nets, inputs, base):
     still_ref = np.tile(np.float32([0.3, -0.2, 0.1, 5, 6, 7]), (9, 1))
     np.testing.assert_array_equal(run(nets, inputs, ref_pose=still_ref), base)
     ramp = (np.arange(10, dtype=np.float32)[:, None] * 0.01) * np.ones((1, 6), np.float32) + 2.0
