@@ -123,6 +123,24 @@ def test_real_speech_loads_to_the_right_length(request, speech_wav, fixture):
     assert features.min() >= -4 and features.max() <= 4 and features.std() > 0.5
 
 
+@pytest.mark.parametrize(("suffix", "codec"), [(".ogg", "libvorbis"), (".flac", "flac")])
+def test_ogg_and_flac_decode(tmp_path, speech_wav, suffix, codec):
+    path = tmp_path / f"speech{suffix}"
+    subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-v", "error", "-i", str(speech_wav), "-c:a", codec,
+                    str(path)], check=True)
+    wav, reference = audio.load_audio(path), audio.load_audio(speech_wav)
+    assert abs(len(wav) - len(reference)) < audio.SAMPLES_PER_FRAME
+    if codec == "flac":  # lossless: the same samples as the WAV
+        np.testing.assert_array_equal(wav, reference)
+
+
+def test_six_channels_are_averaged(tmp_path):
+    pcm = np.random.default_rng(2).integers(-9000, 9000, (1600, 6)).astype(np.int16)
+    write_wav(tmp_path / "surround.wav", pcm, audio.SAMPLE_RATE)
+    expected = (pcm.astype(np.float64) / 32768).mean(axis=1).astype(np.float32)
+    np.testing.assert_allclose(audio.load_audio(tmp_path / "surround.wav"), expected, rtol=0, atol=1e-7)
+
+
 def test_non_audio_file_is_refused(tmp_path):
     path = tmp_path / "notes.mp3"
     path.write_text("this is not audio at all\n" * 50)
