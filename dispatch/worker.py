@@ -116,7 +116,7 @@ class Dispatcher:
         try:
             result = await asyncio.wait_for(self._attempt(job, payload), timeout_s)
         except asyncio.TimeoutError as e:  # not the builtin TimeoutError before Python 3.11
-            raise AttemptFailed(f"timeout: the attempt took longer than {timeout_s:.0f} s "
+            raise AttemptFailed(f"timeout: the attempt took longer than {timeout_s:g} s "
                                 "(SADTALKER_JOB_TIMEOUT_MS)") from e
         except (urlguard.BlockedURL, urlguard.TooLarge) as e:
             raise _unrecoverable(e.code, str(e)) from e

@@ -101,3 +101,10 @@ def pods(tmp_path_factory) -> Iterator[list[Pod]]:
     """Two pods shared by the tests (never killed by them)."""
     with running_pods(tmp_path_factory.mktemp("pods"), 2, render_s=0.3) as started:
         yield started
+
+
+@pytest.fixture(scope="session")
+def slow_pod(tmp_path_factory) -> Iterator[Pod]:
+    """One pod whose renders take 1.5 s (progress, timeouts)."""
+    with running_pods(tmp_path_factory.mktemp("slow-pod"), 1, render_s=1.5) as (pod,):
+        yield pod

@@ -8,6 +8,8 @@ from bullmq import Job, Queue
 
 from dispatch.api import create_app
 
+pytestmark = pytest.mark.redis
+
 KEY = "k-test-1"
 
 

@@ -14,6 +14,8 @@ from dispatch_pods import POD_KEY, ROOT, endpoints_of, redis_server, running_pod
 
 from dispatch.worker import Dispatcher
 
+pytestmark = pytest.mark.redis
+
 
 @pytest.mark.slow
 async def test_worker_reconnects_after_redis_restarts(pods, media, make_settings, tmp_path):
@@ -74,3 +76,28 @@ def test_bad_configuration_stops_the_worker_with_a_clear_message(variable, value
     done = subprocess.run([sys.executable, "-m", "dispatch.worker"], cwd=ROOT, env=env, capture_output=True,
                           text=True, timeout=30)
     assert done.returncode == 2 and "invalid configuration" in done.stderr and words in done.stderr
+
+
+@pytest.mark.slow
+async def test_job_of_a_killed_worker_is_taken_over(slow_pod, media, make_settings, start_dispatcher):
+    settings = make_settings(runpod_endpoints=endpoints_of([slow_pod]), lock_duration_ms=1000)
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "SADTALKER_REDIS_URL": settings.redis_url,
+           "SADTALKER_QUEUE_NAME": settings.queue_name, "SADTALKER_RUNPOD_ENDPOINTS": slow_pod.url,
+           "SADTALKER_REMOTE_API_KEY": POD_KEY, "SADTALKER_ALLOW_PRIVATE_URLS": "true",
+           "SADTALKER_REMOTE_POLL_MS": "50", "SADTALKER_LOCK_DURATION_MS": "1000"}
+    doomed = await asyncio.create_subprocess_exec(sys.executable, "-m", "dispatch.worker", cwd=ROOT, env=env,
+                                                  stderr=asyncio.subprocess.DEVNULL)
+    try:
+        async with platform_api(settings) as client:
+            job_id = await create(client, media)
+            while (await client.get("/api/sadtalker/status", params={"id": job_id})).json()["state"] != "active":
+                await asyncio.sleep(0.05)
+            doomed.kill()  # the worker process dies holding the job's lock
+            await doomed.wait()
+            await start_dispatcher(settings)  # another worker: BullMQ's stalled check hands it the job
+            status = await wait_finished(client, job_id, timeout_s=30)
+    finally:
+        if doomed.returncode is None:
+            doomed.kill()
+            await doomed.wait()
+    assert status["state"] == "completed", status

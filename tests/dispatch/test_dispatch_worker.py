@@ -15,6 +15,8 @@ from dispatch_platform import create, platform_api, wait_finished
 from dispatch_pods import POD_KEY, endpoints_of, free_port, running_pods
 from dispatch_servers import FakeRunPod, RecordingServer, serve
 
+pytestmark = pytest.mark.redis
+
 NODE_DIR = Path(__file__).parent / "node"
 
 
@@ -142,18 +144,30 @@ async def test_permanent_pod_error_is_not_retried(pods, media, make_settings, st
     assert status["error"].startswith("invalid_image:")
 
 
-async def test_progress_is_mirrored_while_the_pod_renders(tmp_path, media, make_settings, start_dispatcher):
-    with running_pods(tmp_path, 1, render_s=1.0) as one:
-        settings = make_settings(runpod_endpoints=endpoints_of(one))
-        await start_dispatcher(settings)
-        async with platform_api(settings) as client:
-            job_id = await create(client, media)
-            seen = set()
-            while (status := (await client.get("/api/sadtalker/status", params={"id": job_id})).json())[
-                    "state"] != "completed":
-                seen.add(status["progress"])
-                await asyncio.sleep(0.05)
+async def test_progress_is_mirrored_while_the_pod_renders(slow_pod, media, make_settings, start_dispatcher):
+    settings = make_settings(runpod_endpoints=endpoints_of([slow_pod]))
+    await start_dispatcher(settings)
+    async with platform_api(settings) as client:
+        job_id = await create(client, media)
+        seen = set()
+        while (status := (await client.get("/api/sadtalker/status", params={"id": job_id})).json())[
+                "state"] != "completed":
+            seen.add(status["progress"])
+            await asyncio.sleep(0.05)
     assert len({p for p in seen if 5 < p < 100}) >= 2, seen
+
+
+async def test_attempt_timeout_cancels_the_pod_job(slow_pod, media, make_settings, start_dispatcher):
+    settings = make_settings(runpod_endpoints=endpoints_of([slow_pod]), job_timeout_ms=700, job_attempts=1)
+    await start_dispatcher(settings)
+    async with platform_api(settings) as client:
+        status = await wait_finished(client, await create(client, media))
+    assert status["state"] == "failed" and status["attemptsMade"] == 1
+    assert status["error"] == "timeout: the attempt took longer than 0.7 s (SADTALKER_JOB_TIMEOUT_MS)"
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and slow_pod.jobs(status="canceled") == []:
+        await asyncio.sleep(0.1)
+    assert len(slow_pod.jobs(status="canceled")) == 1  # the GPU was freed, not left rendering
 
 
 async def test_job_data_is_checked_before_anything_else(make_settings, start_dispatcher, redis_url, queue_name):
