@@ -112,48 +112,40 @@ async def answer_for(services: Services, report: MediaReport) -> dict[str, Any]:
 
 async def diagnose(services: Services, parsed: ParsedRequest, first: ApiError) -> dict[str, Any]:
     """After a failed check: check each uploaded input on its own, so the answer names every problem."""
-    errors = [problem(first.code, first.message)]
+    reader, errors = services.reader, [problem(first.code, first.message)]
     answer: dict[str, Any] = {"image": None, "face": None, "audio": None}
     image, audio = parsed.uploads.get("image"), parsed.uploads.get("audio")
     try:
         if image is not None and first.code != "invalid_image":
-            with_face = first.code != "no_face_detected"
-            answer["image"], answer["face"] = await check_image_alone(services.reader, image.path, with_face)
+            info = await asyncio.to_thread(check_image, image.path, reader.limits.max_image_pixels)
+            answer["image"] = {"format": info.format, "width": info.width, "height": info.height}
+            if first.code != "no_face_detected":
+                answer["face"], _ = await describe_face(await face_alone(reader, image.path), image.path)
     except ApiError as e:
         errors.append(problem(e.code, e.message))
     try:
         if audio is not None and first.code not in AUDIO_CODES:
-            answer["audio"] = await check_audio_alone(services.reader, audio.path)
+            info = await check_audio(reader.ffmpeg, audio.path, reader.limits.max_audio_seconds)
+            answer["audio"] = {"duration_s": round(info.duration_s, 3), "container": info.container,
+                               **await audio_stream_info(reader.ffmpeg, audio.path)}
     except ApiError as e:
         errors.append(problem(e.code, e.message))
     unique = list({p["code"]: p for p in errors}.values())
     return {"object": "preflight", "ok": False, **answer, "errors": unique, "warnings": []}
 
 
-async def check_image_alone(reader: InputReader, path: Path, with_face: bool
-                            ) -> tuple[dict[str, Any], dict[str, Any] | None]:
-    """The image's own checks: decode and limits, then (`with_face`) the renderer's face check."""
-    info = await asyncio.to_thread(check_image, path, reader.limits.max_image_pixels)
-    image = {"format": info.format, "width": info.width, "height": info.height}
-    if not with_face:
-        return image, None
-    found = None
-    if reader.face_check is not None:
-        try:
-            found = await reader.face_check(path)
-        except Exception as e:
-            code = getattr(e, "code", None)
-            if code in IMAGE_CODES:
-                raise ApiError(code, str(e) or code) from e
-            log.warning("face check failed (%s: %s)", type(e).__name__, e)
-    face, _ = await describe_face(found, path)
-    return image, face
-
-
-async def check_audio_alone(reader: InputReader, path: Path) -> dict[str, Any]:
-    info = await check_audio(reader.ffmpeg, path, reader.limits.max_audio_seconds)
-    return {"duration_s": round(info.duration_s, 3), "container": info.container,
-            **await audio_stream_info(reader.ffmpeg, path)}
+async def face_alone(reader: InputReader, path: Path) -> dict[str, Any] | None:
+    """The renderer's face check on a valid image; None when no detector is ready or it broke (logged)."""
+    if reader.face_check is None:
+        return None
+    try:
+        return await reader.face_check(path)
+    except Exception as e:
+        code = getattr(e, "code", None)
+        if code in IMAGE_CODES:
+            raise ApiError(code, str(e) or code) from e
+        log.warning("face check failed (%s: %s)", type(e).__name__, e)
+        return None
 
 
 def _request_body_doc() -> dict[str, Any]:
