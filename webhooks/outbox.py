@@ -90,19 +90,16 @@ class Outbox:
         with self._lock:
             self._db.close()
 
-    def add(self, delivery: Delivery, now: float) -> None:
+    def add(self, delivery: Delivery, now: float) -> bool:
+        """Store a new delivery unless its job was dropped (checked in the same transaction)."""
         with self._tx() as db:
-            db.execute(
+            return bool(db.execute(
                 "INSERT INTO webhook_deliveries (id, job_id, event, url, body, status, attempt_count, created_at,"
-                " next_attempt_at) VALUES (?, ?, ?, ?, ?, ?, 0, ?, ?)",
+                " next_attempt_at) SELECT ?, ?, ?, ?, ?, ?, 0, ?, ?"
+                " WHERE NOT EXISTS (SELECT 1 FROM webhook_dropped_jobs WHERE job_id = ?)",
                 (delivery.id, delivery.job_id, delivery.event, delivery.url, delivery.body, delivery.status, now,
-                 delivery.next_attempt_at),
-            )
-
-    def is_dropped(self, job_id: str) -> bool:
-        with self._lock:
-            row = self._db.execute("SELECT 1 FROM webhook_dropped_jobs WHERE job_id = ?", (job_id,)).fetchone()
-        return row is not None
+                 delivery.next_attempt_at, delivery.job_id),
+            ).rowcount)
 
     def claim_due(self, now: float, limit: int, lease_s: float) -> list[Delivery]:
         """Lease up to `limit` pending deliveries due by `now` (oldest first) to this sender."""

@@ -13,6 +13,7 @@ import json
 import logging
 import random
 import sqlite3
+import threading
 import time
 import uuid
 from collections.abc import Callable, Sequence
@@ -116,6 +117,7 @@ class WebhookSender:
         self._closed = False
         # job id -> when its latest progress delivery falls due (in memory: progress is ephemeral)
         self._progress_due: dict[str, float] = {}
+        self._progress_lock = threading.Lock()  # enqueues run in worker threads
 
     @property
     def lease_s(self) -> float:
@@ -164,26 +166,29 @@ class WebhookSender:
         return await asyncio.to_thread(self._enqueue_blocking, job_id, url, event, encode_body(event, payload))
 
     def _enqueue_blocking(self, job_id: str, url: str, event: str, body: bytes) -> str:
+        if self._closed:
+            raise RuntimeError(f"the webhook sender is closed: {event} for job {job_id} not recorded")
         now = time.time()
         delivery_id = f"msg_{uuid.uuid4().hex}"
-        if self._outbox.is_dropped(job_id):
-            logger.info("webhook %s for deleted job %s not sent", event, job_id)
-            return delivery_id
         status, due = PENDING, now
-        if self._disabled_reason is not None:
-            status, due = SKIPPED, None
-        elif event == "job.progress":
-            coalesced = self._coalesce_progress(job_id, body)
-            if coalesced is not None:
-                return coalesced
-            last_due = self._progress_due.get(job_id)
-            due = now if last_due is None else max(now, last_due + self._progress_interval_s)
-            self._progress_due[job_id] = due
-        elif event in TERMINAL_EVENTS:
-            self._outbox.supersede(job_id, "job.progress")
-            self._progress_due.pop(job_id, None)
-        self._outbox.add(Delivery(delivery_id, job_id, event, url, body, status, 0, due), now)
-        self._wake_soon()
+        with self._progress_lock:
+            if self._disabled_reason is not None:
+                status, due = SKIPPED, None
+            elif event == "job.progress":
+                coalesced = self._coalesce_progress(job_id, body)
+                if coalesced is not None:
+                    return coalesced
+                last_due = self._progress_due.get(job_id)
+                due = now if last_due is None else max(now, last_due + self._progress_interval_s)
+                self._progress_due[job_id] = due
+            elif event in TERMINAL_EVENTS:
+                self._outbox.supersede(job_id, "job.progress")
+                self._progress_due.pop(job_id, None)
+            added = self._outbox.add(Delivery(delivery_id, job_id, event, url, body, status, 0, due), now)
+        if added:
+            self._wake_soon()
+        else:
+            logger.info("webhook %s for deleted job %s not sent", event, job_id)
         return delivery_id
 
     def _coalesce_progress(self, job_id: str, body: bytes) -> str | None:
@@ -211,7 +216,8 @@ class WebhookSender:
 
     def drop_job(self, job_id: str) -> None:
         """Discard a deleted job's deliveries (pending and past) and refuse its later events."""
-        self._progress_due.pop(job_id, None)
+        with self._progress_lock:
+            self._progress_due.pop(job_id, None)
         for delivery_id in self._outbox.drop_job(job_id, time.time()):
             task = self._inflight.get(delivery_id)
             if task is not None:  # callable from a worker thread too: cancel on the task's own loop

@@ -253,3 +253,24 @@ async def test_malformed_urls_fail_without_retries(sender_factory, url) -> None:
     await wait_until(lambda: statuses(sender) == ["failed"])
     [attempt] = sender.deliveries("job_1")[0]["attempts"]
     assert attempt["error"].startswith("invalid URL: ") and attempt["status_code"] is None
+
+
+async def test_enqueue_after_close_is_refused_clearly(sender_factory, receiver_factory) -> None:
+    sender = await sender_factory()
+    await sender.close()
+    await sender.close()  # idempotent
+    with pytest.raises(RuntimeError, match="closed"):
+        await sender.enqueue("job_1", receiver_factory().url, "job.started", JOB)
+
+
+async def test_events_recorded_before_start_go_out_once_started(db_path, secret, receiver_factory) -> None:
+    receiver = receiver_factory()
+    sender = WebhookSender(db_path, [secret], schedule_s=(0.05,))
+    try:
+        await sender.enqueue("job_1", receiver.url, "job.started", JOB)
+        await asyncio.sleep(0.1)
+        assert receiver.requests == []
+        await sender.start()
+        await wait_until(lambda: statuses(sender) == ["delivered"])
+    finally:
+        await sender.close()
