@@ -147,10 +147,10 @@ class Outbox:
 
     def resend(self, delivery_id: str, now: float) -> bool:
         """Make a delivery pending again with a fresh attempt budget; False when it does not exist."""
-        with self._tx() as db:
+        with self._tx() as db:  # a lease is kept: an attempt in flight is not doubled, its outcome counts
             return bool(db.execute(
-                "UPDATE webhook_deliveries SET status = ?, next_attempt_at = ?, attempt_count = 0,"
-                " locked_until = NULL WHERE id = ?", (PENDING, now, delivery_id)).rowcount)
+                "UPDATE webhook_deliveries SET status = ?, next_attempt_at = ?, attempt_count = 0 WHERE id = ?",
+                (PENDING, now, delivery_id)).rowcount)
 
     def pending_unattempted(self, job_id: str, event: str) -> Delivery | None:
         """The newest pending `event` delivery of the job that was never attempted (progress coalescing)."""
