@@ -113,8 +113,15 @@ def audio_to_coefficients(
     ref_pose (N, 6) poses of a reference video, tiled to T, whose motion relative to its first frame
     is added to the generated pose.
     """
+    indiv_mels = np.asarray(indiv_mels, dtype=np.float32)
+    if indiv_mels.ndim != 3 or len(indiv_mels) == 0 or indiv_mels.shape[1:] != (80, 16):
+        raise ValueError(f"indiv_mels must be (T>=1, 80, 16), got {indiv_mels.shape}")
     num_frames = len(indiv_mels)
     first = np.asarray(first_coeff, dtype=np.float32).reshape(-1)[:COEFF_DIM]
+    if len(first) < COEFF_DIM:
+        raise ValueError(f"first_coeff needs at least {COEFF_DIM} values, got {len(first)}")
+    _check_columns("ref_expression", ref_expression, EXP_DIM)
+    _check_columns("ref_pose", ref_pose, POSE_SLICE.stop - POSE_SLICE.start)
     if ref_expression is not None:
         ref_exp = tile_to_length(np.asarray(ref_expression, dtype=np.float32)[:, :EXP_DIM], num_frames)
         ratio = np.zeros(num_frames, dtype=np.float32)
@@ -124,7 +131,7 @@ def audio_to_coefficients(
     if ratio.shape != (num_frames,):
         raise ValueError(f"blink has shape {ratio.shape}, expected ({num_frames},)")
     param = next(exp_net.parameters())
-    mels = torch.as_tensor(np.asarray(indiv_mels, np.float32)).to(param.device, param.dtype)[:, None]
+    mels = torch.as_tensor(indiv_mels).to(param.device, param.dtype)[:, None]  # T x 1 x 80 x 16
 
     with torch.no_grad():
         exp = predict_expression(exp_net, mels, torch.as_tensor(ref_exp).to(mels),
@@ -137,6 +144,11 @@ def audio_to_coefficients(
         ref = tile_to_length(np.asarray(ref_pose, dtype=np.float32)[:, :6], num_frames)
         coeffs[:, POSE_SLICE] += ref - ref[:1]
     return coeffs
+
+
+def _check_columns(name: str, seq: np.ndarray | None, columns: int) -> None:
+    if seq is not None and (np.ndim(seq) != 2 or np.shape(seq)[0] == 0 or np.shape(seq)[1] < columns):
+        raise ValueError(f"{name} must be (N>=1, {columns}), got {np.shape(seq)}")
 
 
 def predict_expression(exp_net: ExpNet, mels: torch.Tensor, ref_exp: torch.Tensor,

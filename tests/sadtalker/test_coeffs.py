@@ -167,9 +167,17 @@ def test_ref_pose_adds_relative_motion(nets, inputs, base):
     np.testing.assert_array_equal(moved[:, :64], base[:, :64])
 
 
-def test_bad_blink_length_is_refused(nets, inputs):
+def test_bad_inputs_are_refused(nets, inputs):
     with pytest.raises(ValueError, match="blink"):
         run(nets, inputs, blink=np.zeros(T + 1, np.float32))
+    with pytest.raises(ValueError, match="ref_pose"):
+        run(nets, inputs, ref_pose=np.zeros((4, 3), np.float32))
+    with pytest.raises(ValueError, match="ref_expression"):
+        run(nets, inputs, ref_expression=np.zeros((0, 64), np.float32))
+    with pytest.raises(ValueError, match="first_coeff"):
+        audio_to_coefficients(nets[0], nets[1], inputs[0], inputs[1][:64], noise=seeded_pose_noise(0))
+    with pytest.raises(ValueError, match="indiv_mels"):
+        audio_to_coefficients(nets[0], nets[1], inputs[0][:0], inputs[1], noise=seeded_pose_noise(0))
 
 
 def test_golden_end_to_end_coefficients(reference_dir):
