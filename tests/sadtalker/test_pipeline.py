@@ -1,0 +1,239 @@
+"""Pipeline end to end on the astronaut photo and espeak speech, with small stand-in checkpoints.
+
+Rendering costs about a second per frame on CPU even with narrow stand-ins, so most runs use a 3-frame cut of
+the speech; one slow test renders a few frames of a 20 s clip to check that memory stays flat.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import tracemalloc
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from sadtalker.crop import crop_box, output_size
+from sadtalker.encode import count_frames, even_size, ffmpeg_exe, probe
+from sadtalker.errors import Cancelled, InvalidAudio, InvalidImage, MissingCheckpoints, NoFaceDetected
+from sadtalker.pipeline import STAGES, GenerateOptions, Pipeline, missing_checkpoints
+from sadtalker.preprocess import read_image
+
+TINY_FRAMES = 3
+
+
+def cut_audio(src: Path, dst: Path, seconds: float, loops: int = 0) -> Path:
+    cmd = [ffmpeg_exe(), "-v", "error", "-y", "-stream_loop", str(loops), "-i", str(src), "-t", f"{seconds}", str(dst)]
+    subprocess.run(cmd, check=True)
+    return dst
+
+
+@pytest.fixture(scope="module")
+def tiny_speech(media_dir, speech_wav) -> Path:
+    """0.13 s of the espeak speech: 3 video frames."""
+    return cut_audio(speech_wav, media_dir / "speech_3frames.wav", 0.13)
+
+
+@pytest.fixture(scope="module")
+def pipeline(small_checkpoints) -> Pipeline:
+    return Pipeline.load(small_checkpoints, device="cpu", enhancer=False)
+
+
+@pytest.fixture(scope="module")
+def crop_run(pipeline, face_png, tiny_speech, tmp_path_factory):
+    events = []
+    out = tmp_path_factory.mktemp("crop") / "talk.mp4"
+    result = pipeline.generate(face_png, tiny_speech, out, GenerateOptions(batch_size=2),
+                               progress=lambda stage, done, total: events.append((stage, done, total)))
+    return result, events
+
+
+def expected_size(pipeline: Pipeline, image: Path, mode: str) -> tuple[int, int]:
+    rgb = read_image(image)
+    height, width = rgb.shape[:2]
+    if mode in ("full", "extfull"):
+        return even_size(width, height)
+    if mode == "resize":
+        return even_size(*output_size(256, (width, height)))
+    face = pipeline.find_face(image)
+    lm = pipeline.analyzer.landmarks68(rgb, next(f for f in pipeline.analyzer.detect(rgb) if f.box == face.box))
+    return even_size(*output_size(256, crop_box(lm, (width, height)).info_size))
+
+
+def assert_playable_mp4(path: Path, frames: int, size: tuple[int, int]) -> None:
+    info = probe(path)
+    assert (info.video_codec, info.pix_fmt, info.audio_codec, info.fps) == ("h264", "yuv420p", "aac", 25.0)
+    assert (info.width, info.height) == size
+    assert count_frames(path) == frames
+    assert info.duration_s == pytest.approx(frames / 25, abs=0.03)
+
+
+def test_crop_mode_writes_a_playable_lip_sync_video(crop_run, pipeline, face_png):
+    result, _ = crop_run
+    assert result.frames == TINY_FRAMES and result.duration_s == pytest.approx(TINY_FRAMES / 25)
+    assert (result.width, result.height) == expected_size(pipeline, face_png, "crop")
+    assert result.face_detector == pipeline.analyzer.backend
+    assert isinstance(result.seed, int)
+    assert_playable_mp4(result.video_path, TINY_FRAMES, (result.width, result.height))
+    assert sorted(p.name for p in result.video_path.parent.iterdir()) == ["talk.mp4"]
+
+
+def test_progress_reports_every_stage_in_order(crop_run):
+    _, events = crop_run
+    order = [STAGES.index(stage) for stage, _, _ in events]
+    assert order == sorted(order)
+    assert {stage for stage, _, _ in events} == {"preprocess", "audio_to_coeff", "render", "encode"}
+    render = [done for stage, done, _ in events if stage == "render"]
+    assert render == sorted(render) and render[-1] == TINY_FRAMES
+    assert events[-1] == ("encode", 1, 1)
+
+
+@pytest.mark.parametrize("mode", ["extcrop", "resize", "full", "extfull"])
+def test_every_preprocess_mode_gives_the_right_video_size(pipeline, face_png, tiny_speech, tmp_path, mode):
+    result = pipeline.generate(face_png, tiny_speech, tmp_path / f"{mode}.mp4",
+                               GenerateOptions(preprocess=mode, seed=5, still=mode == "extfull"))
+    size = expected_size(pipeline, face_png, mode)
+    assert (result.width, result.height) == size
+    assert_playable_mp4(result.video_path, TINY_FRAMES, size)
+
+
+def test_full_mode_keeps_the_photo_outside_the_face(pipeline, face_jpg, tiny_speech, tmp_path):
+    result = pipeline.generate(face_jpg, tiny_speech, tmp_path / "full.mp4", GenerateOptions(preprocess="full"))
+    first = decode_first_frame(result.video_path, result.width, result.height)
+    photo = read_image(face_jpg)
+    corner = (slice(440, 512), slice(0, 80))   # astronaut's lower-left: far from the face
+    assert np.abs(first[corner].astype(int) - photo[corner]).mean() < 6
+
+
+def decode_first_frame(path: Path, width: int, height: int) -> np.ndarray:
+    raw = subprocess.run([ffmpeg_exe(), "-v", "error", "-i", str(path), "-frames:v", "1", "-f", "rawvideo",
+                          "-pix_fmt", "rgb24", "-"], check=True, capture_output=True).stdout
+    return np.frombuffer(raw, np.uint8).reshape(height, width, 3)
+
+
+def test_cancel_between_render_batches(pipeline, face_png, short_speech_wav, tmp_path):
+    seen = []
+
+    def progress(stage: str, done: int, total: int) -> None:
+        seen.append((stage, done))
+
+    def should_cancel() -> bool:
+        return any(stage == "render" and done > 0 for stage, done in seen)
+
+    with pytest.raises(Cancelled) as info:
+        pipeline.generate(face_png, short_speech_wav, tmp_path / "x.mp4", GenerateOptions(batch_size=2),
+                          progress=progress, should_cancel=should_cancel)
+    assert info.value.code == "canceled"
+    assert max(done for stage, done in seen if stage == "render") == 2   # stopped after the first batch
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_photo_without_a_face(pipeline, noface_png, tiny_speech, tmp_path):
+    with pytest.raises(NoFaceDetected) as info:
+        pipeline.find_face(noface_png)
+    assert info.value.code == "no_face_detected"
+    with pytest.raises(NoFaceDetected):
+        pipeline.generate(noface_png, tiny_speech, tmp_path / "x.mp4")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_find_face_reports_the_largest_face(pipeline, face_png):
+    face = pipeline.find_face(face_png)
+    x1, y1, x2, y2 = face.box
+    assert face.image_size == (512, 512) and face.detector == pipeline.analyzer.backend
+    assert 150 < (x1 + x2) / 2 < 300 and 60 < (y1 + y2) / 2 < 220   # the astronaut's face
+
+
+def test_bad_inputs_get_named_errors(pipeline, face_png, tiny_speech, tmp_path):
+    text = tmp_path / "notes.wav"
+    text.write_text("this is not audio")
+    with pytest.raises(InvalidAudio):
+        pipeline.generate(face_png, text, tmp_path / "x.mp4")
+    with pytest.raises(InvalidImage):
+        pipeline.generate(text, tiny_speech, tmp_path / "x.mp4")
+    with pytest.raises(ValueError, match="preprocess must be one of"):
+        pipeline.generate(face_png, tiny_speech, tmp_path / "x.mp4", GenerateOptions(preprocess="zoom"))
+    with pytest.raises(MissingCheckpoints, match="GFPGAN"):
+        pipeline.generate(face_png, tiny_speech, tmp_path / "x.mp4", GenerateOptions(enhancer="gfpgan"))
+    with pytest.raises(MissingCheckpoints, match="512"):
+        pipeline.generate(face_png, tiny_speech, tmp_path / "x.mp4", GenerateOptions(size=512))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.wav"]
+
+
+def test_seed_makes_blinks_and_pose_reproducible(pipeline, face_png, speech_wav):
+    from sadtalker.audio import audio_features, load_audio
+    from sadtalker.pipeline import _Run
+    from sadtalker.preprocess import prepare_source
+
+    model = pipeline.models[256]
+    source = prepare_source(pipeline.analyzer, model.face3d, read_image(face_png), "crop", 256)
+    mels = audio_features(load_audio(speech_wav))
+    run = _Run(None, None)
+    first, again, other = (pipeline._stage_coefficients(model, source, mels, GenerateOptions(), seed, run)
+                           for seed in (11, 11, 12))
+    assert first.shape == (len(mels), 70)
+    np.testing.assert_array_equal(first, again)
+    assert not np.array_equal(first[:, 64:], other[:, 64:])
+
+
+def test_missing_checkpoints_names_each_official_file(tmp_path, small_checkpoints):
+    missing = missing_checkpoints(tmp_path, sizes=(256, 512))
+    names = [entry.split(" ")[0] for entry in missing]
+    assert names == ["SadTalker_V0.0.2_256.safetensors", "SadTalker_V0.0.2_512.safetensors",
+                     "mapping_00229-model.pth.tar", "mapping_00109-model.pth.tar"]
+    assert all("download" in entry for entry in missing)
+    assert missing_checkpoints(small_checkpoints) == []
+    assert [e.split(" ")[0] for e in missing_checkpoints(small_checkpoints, (256, 512))] == [
+        "SadTalker_V0.0.2_512.safetensors"]
+    with pytest.raises(MissingCheckpoints) as info:
+        Pipeline.load(tmp_path)
+    assert info.value.code == "models_unavailable"
+
+
+@pytest.mark.slow
+def test_memory_does_not_grow_with_the_clip_length(pipeline, face_png, speech_wav, tmp_path):
+    """A 20 s clip: traced Python memory after batch 3 and after batch 12 stays within a few frames."""
+    long_speech = cut_audio(speech_wav, tmp_path / "long.wav", 20.0, loops=5)
+    samples: dict[int, int] = {}
+
+    def progress(stage: str, done: int, total: int) -> None:
+        if stage == "render" and done:
+            samples[done] = tracemalloc.get_traced_memory()[0]
+
+    tracemalloc.start()
+    try:
+        with pytest.raises(Cancelled):
+            pipeline.generate(face_png, long_speech, tmp_path / "long.mp4", GenerateOptions(batch_size=1),
+                              progress=progress, should_cancel=lambda: max(samples, default=0) >= 12)
+    finally:
+        tracemalloc.stop()
+    frame_bytes = 256 * 256 * 3
+    assert samples[12] - samples[3] < 3 * frame_bytes
+
+
+@pytest.mark.slow
+def test_full_size_checkpoints_smoke(full_checkpoints, face_png, tiny_speech, tmp_path):
+    full = Pipeline.load(full_checkpoints, device="cpu", enhancer=False)
+    result = full.generate(face_png, tiny_speech, tmp_path / "full_size.mp4", GenerateOptions(seed=0))
+    assert_playable_mp4(result.video_path, TINY_FRAMES, (result.width, result.height))
+
+
+def test_gfpgan_enhancer_runs_on_the_frames_in_memory(pipeline, reference_dir, face_png, tiny_speech, tmp_path):
+    """Stand-in GFPGAN + ParseNet (small) with the dlib analyzer that finds the real face."""
+    from sadtalker.face import Enhancer
+    from sadtalker.face.standin import write_face_standins
+
+    face_dir = tmp_path / "face_models"
+    write_face_standins(face_dir / "gfpgan" / "weights", reference_dir, small=True)
+    enhancer = Enhancer.load(face_dir, device="cpu", analyzer=pipeline.analyzer)
+    enhanced = Pipeline(pipeline.checkpoint_dir, pipeline.models, pipeline.analyzer, enhancer, [], "cpu")
+    events = []
+    result = enhanced.generate(face_png, tiny_speech, tmp_path / "enhanced.mp4",
+                               GenerateOptions(enhancer="gfpgan", seed=2),
+                               progress=lambda stage, done, total: events.append((stage, done, total)))
+    crop_w, crop_h = expected_size(pipeline, face_png, "crop")
+    assert (result.width, result.height) == even_size(2 * crop_w, 2 * crop_h)
+    assert_playable_mp4(result.video_path, TINY_FRAMES, (result.width, result.height))
+    order = [STAGES.index(stage) for stage, _, _ in events]
+    assert order == sorted(order)
+    assert ("enhance", TINY_FRAMES, TINY_FRAMES) in events
