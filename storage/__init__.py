@@ -20,6 +20,7 @@ from .base import (
     StoredObject,
     check_key,
     put_file_retrying,
+    put_file_retrying_async,
 )
 
 __all__ = [
@@ -32,6 +33,7 @@ __all__ = [
     "check_key",
     "create_storage",
     "put_file_retrying",
+    "put_file_retrying_async",
 ]
 
 

@@ -5,6 +5,7 @@ All methods are blocking: the service calls them through `asyncio.to_thread`, ne
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 import time
@@ -115,4 +116,28 @@ def put_file_retrying(
             logger.warning("upload of %s to %s failed (try %d), retrying in %.1fs: %s",
                            key, storage.name, attempt, delay, e)
             sleep(delay)
+    raise AssertionError("unreachable")
+
+
+async def put_file_retrying_async(
+    storage: Storage,
+    path: Path,
+    key: str,
+    content_type: str = "video/mp4",
+    *,
+    delays_s: Sequence[float] = DEFAULT_RETRY_DELAYS_S,
+) -> StoredObject:
+    """`put_file_retrying` for the event loop: each try runs in a worker thread and the waits are
+    `asyncio.sleep`, so a shutdown can cancel it between tries instead of waiting for the whole schedule."""
+    for attempt, delay in enumerate([*delays_s, None], start=1):
+        try:
+            return await asyncio.to_thread(storage.put_file, path, key, content_type)
+        except StorageConfigError:
+            raise
+        except StorageError as e:
+            if delay is None:
+                raise
+            logger.warning("upload of %s to %s failed (try %d), retrying in %.1fs: %s",
+                           key, storage.name, attempt, delay, e)
+            await asyncio.sleep(delay)
     raise AssertionError("unreachable")

@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
 import sys
 from pathlib import Path
 
 import pytest
 
-from storage import Storage, StorageConfigError, StorageError, StoredObject, create_storage, put_file_retrying
+from storage import (
+    Storage,
+    StorageConfigError,
+    StorageError,
+    StoredObject,
+    create_storage,
+    put_file_retrying,
+    put_file_retrying_async,
+)
 from storage.local import LocalStorage
 
 
@@ -94,3 +103,18 @@ def test_base_class_defaults(tmp_path: Path) -> None:
     storage: Storage = LocalStorage(tmp_path)
     storage.check()
     storage.close()
+
+
+async def test_async_retry_helper_retries_and_can_be_cancelled(tmp_path: Path, video_file: Path) -> None:
+    store = FlakyStorage(tmp_path / "o", failures=1)
+    stored = await put_file_retrying_async(store, video_file, "v.mp4", delays_s=(0.01,))
+    assert stored.size == video_file.stat().st_size and store.tries == 2
+    stuck = FlakyStorage(tmp_path / "p", failures=9)
+    task = asyncio.create_task(put_file_retrying_async(stuck, video_file, "v.mp4", delays_s=(30.0,)))
+    await asyncio.sleep(0.2)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert stuck.tries == 1
+    with pytest.raises(StorageError, match="store unavailable"):
+        await put_file_retrying_async(FlakyStorage(tmp_path / "q", failures=9), video_file, "v.mp4", delays_s=(0.01,))
