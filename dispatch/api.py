@@ -102,7 +102,7 @@ async def create(state: State, body: Annotated[dict[str, Any], Body()]) -> dict:
 
 
 @router.get("/status")
-async def status(state: State, id: Annotated[str, Query(min_length=1, max_length=200)]) -> dict:  # noqa: A002
+async def status(state: State, id: Annotated[str, Query(min_length=1, max_length=200)]) -> dict:
     job_state = await state.queue.getJobState(id)  # first: a finished state's job hash is final
     job = await Job.fromId(state.queue, id)
     if job is None:

@@ -35,6 +35,7 @@ class RemoteJobFailed(RuntimeError):
     def __init__(self, code: str, message: str):
         super().__init__(f"{code}: {message}")
         self.code = code
+        self.message = message
         self.permanent = code in c.PERMANENT_POD_ERRORS
 
 

@@ -33,7 +33,7 @@ from dispatch.endpoints import (
 )
 from dispatch.inputs import download_inputs
 from dispatch.payload import InvalidJobData, JobPayload, parse_payload
-from dispatch.pods import PodClient, PodError, RemoteJobFailed
+from dispatch.pods import PodClient, PodError, ProgressFn, RemoteJobFailed
 from dispatch.settings import DispatchSettings
 
 log = logging.getLogger(__name__)
@@ -124,7 +124,7 @@ class Dispatcher:
             raise AttemptFailed(f"{e.code}: {e}") from e
         except RemoteJobFailed as e:
             if e.permanent:
-                raise _unrecoverable(e.code, str(e).split(": ", 1)[-1]) from e
+                raise _unrecoverable(e.code, e.message) from e
             raise AttemptFailed(str(e)) from e
         except (PodError, NoHealthyPod) as e:
             raise AttemptFailed(f"{e.code}: {e}") from e
@@ -170,15 +170,16 @@ class Dispatcher:
         }
 
 
-def _progress_mirror(job: Job):
+def _progress_mirror(job: Job) -> ProgressFn:
     """An on_progress callback writing the pod's percent into the BullMQ job when it changes."""
-    last = [DOWNLOADED_PERCENT]
+    last = DOWNLOADED_PERCENT
 
     async def mirror(remote: dict) -> None:
+        nonlocal last
         percent = (remote.get("progress") or {}).get("percent") or 0.0
         value = DOWNLOADED_PERCENT + int(min(max(float(percent), 0.0), 100.0) * (99 - DOWNLOADED_PERCENT) / 100)
-        if value != last[0]:
-            last[0] = value
+        if value != last:
+            last = value
             await job.updateProgress(value)
 
     return mirror
