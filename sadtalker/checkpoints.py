@@ -218,7 +218,8 @@ class SadTalkerModel:
     """Every network, loaded once, in eval mode, on one device.
 
     The renderer networks (kp_detector, generator, mappings) use `dtype`; the audio networks and the
-    3DMM net stay float32. Mapping nets are loaded on first use and cached.
+    3DMM net stay float32. Mapping nets are loaded on first use and cached in `mappings`
+    (callers holding weights elsewhere may pre-fill it).
     """
 
     kp_detector: KPDetector
@@ -231,19 +232,19 @@ class SadTalkerModel:
     size: int
     files: dict[str, str]
     checkpoint_dir: Path = Path("checkpoints")
-    _mappings: dict[int, MappingNet] = field(default_factory=dict, repr=False)
+    mappings: dict[int, MappingNet] = field(default_factory=dict, repr=False)  # channels -> net (cache)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def mapping(self, preprocess: str) -> MappingNet:
         """70-channel net for crop/extcrop/resize, 73-channel for full/extfull."""
         channels = mapping_channels(preprocess)
         with self._lock:
-            if channels not in self._mappings:
+            if channels not in self.mappings:
                 path = self.checkpoint_dir / MAPPING_FILES[channels]
                 net = load_mapping(path).to(self.device, self.dtype).eval().requires_grad_(False)
-                self._mappings[channels] = net
+                self.mappings[channels] = net
                 self.files[f"mapping_{channels}"] = str(path)
-            return self._mappings[channels]
+            return self.mappings[channels]
 
 
 def pick_device(device: str | torch.device | None) -> torch.device:
