@@ -25,6 +25,7 @@ from .wire import (
 )
 
 ProgressCallback = Callable[[Job], None]
+MIN_READ_TIMEOUT_S = 0.05
 
 
 class Client:
@@ -95,9 +96,9 @@ class Client:
     def wait(self, job_id: str, *, on_progress: ProgressCallback | None = None,
              timeout_s: float | None = None) -> Job:
         """Blocks until the job is terminal and returns it (check `job.status`); `on_progress(job)` is called on
-        every event. Raises WaitTimeout after `timeout_s` (the job keeps running)."""
+        every event. Raises WaitTimeout after about `timeout_s` (the job keeps running)."""
         deadline = None if timeout_s is None else time.monotonic() + timeout_s
-        for event in self._events_with_heartbeats(job_id, None):
+        for event in self._events_with_heartbeats(job_id, None, deadline):
             if event is not None:
                 if on_progress is not None:
                     on_progress(event.job)
@@ -107,12 +108,17 @@ class Client:
                 raise WaitTimeout(f"job {job_id} not finished after {timeout_s:g} s; it keeps running")
         return self.get(job_id)  # not reached: the stream ends with a terminal event
 
-    def _events_with_heartbeats(self, job_id: str, last_event_id: str | None) -> Iterator[JobEvent | None]:
-        """Events, with None for every heartbeat so callers can check their deadline on a quiet stream."""
+    def _events_with_heartbeats(self, job_id: str, last_event_id: str | None, deadline: float | None = None
+                                ) -> Iterator[JobEvent | None]:
+        """Events, with None for every heartbeat so callers can check their deadline on a quiet stream; a
+        connection that stays silent past `deadline` yields None too."""
         attempt = 0
         while True:
+            read_timeout_s = SSE_READ_TIMEOUT_S
+            if deadline is not None:
+                read_timeout_s = min(read_timeout_s, max(deadline - time.monotonic(), MIN_READ_TIMEOUT_S))
             try:
-                for item in self._stream_once(job_id, last_event_id):
+                for item in self._stream_once(job_id, last_event_id, read_timeout_s):
                     if item is not None:
                         attempt = 0
                         last_event_id = item.id or last_event_id
@@ -120,6 +126,9 @@ class Client:
                     if item is not None and item.job.terminal:
                         return
             except ConnectionFailed:
+                if deadline is not None and time.monotonic() >= deadline:
+                    yield None  # a quiet stream, not a broken one: the caller's deadline has passed
+                    continue
                 attempt += 1
                 delay = reconnect_delay_s(attempt)
                 if delay is None:
@@ -128,11 +137,12 @@ class Client:
             else:  # the stream ended early (a proxy cut it): resume where it stopped
                 time.sleep(reconnect_delay_s(1) or 0.0)
 
-    def _stream_once(self, job_id: str, last_event_id: str | None) -> Iterator[JobEvent | None]:
+    def _stream_once(self, job_id: str, last_event_id: str | None, read_timeout_s: float
+                     ) -> Iterator[JobEvent | None]:
         headers = {"Accept": "text/event-stream"}
         if last_event_id:
             headers["Last-Event-ID"] = last_event_id
-        timeout = httpx.Timeout(self._http.timeout.connect, read=SSE_READ_TIMEOUT_S)
+        timeout = httpx.Timeout(self._http.timeout.connect, read=read_timeout_s)
         decoder = SSEDecoder()
         with translated_transport_errors(self.base_url), self._http.stream(
                 "GET", f"/v1/jobs/{job_id}/events", headers=headers, timeout=timeout) as response:
