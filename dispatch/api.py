@@ -14,14 +14,20 @@ from __future__ import annotations
 import asyncio
 import hmac
 import logging
-from contextlib import asynccontextmanager
+from collections.abc import Iterator
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from typing import Annotated, Any
 
+import redis.asyncio
 from bullmq import Job, Queue
 from fastapi import APIRouter, Body, Depends, FastAPI, Header, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 import urlguard
 from dispatch import constants as c
@@ -56,9 +62,29 @@ async def dispatch_state(request: Request) -> DispatchState:
         async with lock:
             if getattr(state, "dispatch", None) is None:
                 settings = getattr(state, "dispatch_settings", None) or DispatchSettings()
-                queue = Queue(settings.queue_name, {"connection": settings.redis_url, "prefix": c.BULLMQ_PREFIX})
+                queue = Queue(settings.queue_name, {"connection": _redis_client(settings.redis_url),
+                                                    "prefix": c.BULLMQ_PREFIX})
                 state.dispatch = DispatchState(settings, queue)
     return state.dispatch
+
+
+def _redis_client(url: str) -> redis.asyncio.Redis:
+    """Short timeouts and few retries: a request must not hang while Redis is away (BullMQ's own default
+    client retries for minutes, which suits the worker, not an HTTP request)."""
+    return redis.asyncio.from_url(
+        url, decode_responses=True, single_connection_client=False,
+        socket_connect_timeout=c.API_REDIS_TIMEOUT_S, socket_timeout=c.API_REDIS_TIMEOUT_S,
+        retry=Retry(ExponentialBackoff(cap=0.5, base=0.1), c.API_REDIS_RETRIES),
+        retry_on_error=[RedisConnectionError, RedisTimeoutError])
+
+
+@contextmanager
+def _queue_errors() -> Iterator[None]:
+    try:
+        yield
+    except (RedisConnectionError, RedisTimeoutError, OSError) as e:
+        raise ApiError(503, "queue_unavailable",
+                       f"the job queue (Redis) is unreachable: {type(e).__name__}; try again shortly") from e
 
 
 State = Annotated[DispatchState, Depends(dispatch_state)]
@@ -96,15 +122,17 @@ async def create(state: State, body: Annotated[dict[str, Any], Body()]) -> dict:
     except InvalidJobData as e:
         raise ApiError(422, e.code, str(e)) from e
     await _check_urls(state.settings, payload.image_url, payload.audio_url)
-    job = await state.queue.add(c.JOB_NAME, body, _job_options(state.settings))
+    with _queue_errors():
+        job = await state.queue.add(c.JOB_NAME, body, _job_options(state.settings))
     log.info("enqueued job %s for user %s", job.id, payload.user_id)
     return {"jobId": job.id}
 
 
 @router.get("/status")
 async def status(state: State, id: Annotated[str, Query(min_length=1, max_length=200)]) -> dict:
-    job_state = await state.queue.getJobState(id)  # first: a finished state's job hash is final
-    job = await Job.fromId(state.queue, id)
+    with _queue_errors():
+        job_state = await state.queue.getJobState(id)  # first: a finished state's job hash is final
+        job = await Job.fromId(state.queue, id)
     if job is None:
         raise ApiError(404, "not_found", f"no job {id!r} in queue {state.settings.queue_name!r}")
     return {

@@ -23,6 +23,10 @@ DEFAULT_LOCK_DURATION_MS = 30_000  # a crashed worker's job goes back to wait af
 DEFAULT_REDIS_RETRY_MS = 1_000  # pause between Redis reconnect attempts of the worker loop
 DEFAULT_DRAIN_TIMEOUT_MS = 9 * 60 * 1000  # SIGTERM: wait this long for active jobs, then hand them back
 
+# The create/status API answers 503 queue_unavailable instead of waiting on a Redis that is down.
+API_REDIS_TIMEOUT_S = 2.0
+API_REDIS_RETRIES = 2
+
 # Inputs: the service's own limits (settings.py of the service uses the same defaults).
 DEFAULT_MAX_IMAGE_BYTES = 10 * 1024 * 1024
 DEFAULT_MAX_AUDIO_BYTES = 25 * 1024 * 1024

@@ -99,6 +99,17 @@ class DispatchSettings(BaseSettings):
                 raise ValueError("the API keys contain a placeholder; generate one with `openssl rand -hex 32`")
         return self
 
+    @field_validator("runpod_proxy_url")
+    @classmethod
+    def _proxy_template(cls, value: str) -> str:
+        try:
+            url = value.format(pod_id="abc123", port=8888)
+        except (KeyError, IndexError, ValueError) as e:
+            raise ValueError(f"may use only {{pod_id}} and {{port}}: {value!r}") from e
+        if not url.startswith(("http://", "https://")):
+            raise ValueError(f"must be an http(s) URL template, got {value!r}")
+        return value
+
     @property
     def api_key_list(self) -> list[str]:
         """Keys clients present in X-API-Key: SADTALKER_DISPATCH_API_KEYS, else the service's API_KEYS plus

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import httpx
 import pytest
 from bullmq import Job, Queue
@@ -77,3 +79,15 @@ async def test_bad_requests_get_a_clear_422(api, change, code, words):
 async def test_body_must_be_a_json_object(api):
     resp = await api.post("/api/sadtalker/create", json=["imageUrl"])
     assert resp.status_code == 422 and resp.json()["error"]["code"] == "validation_error"
+
+
+async def test_redis_down_is_a_quick_503(make_settings):
+    from dispatch_pods import free_port
+
+    app = create_app(make_settings(redis_url=f"redis://127.0.0.1:{free_port()}"))
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://dispatch") as client:
+        for request in (client.post("/api/sadtalker/create", json=BODY),
+                        client.get("/api/sadtalker/status", params={"id": "1"})):
+            resp = await asyncio.wait_for(request, 10)
+            assert resp.status_code == 503 and resp.json()["error"]["code"] == "queue_unavailable"
+    await app.state.dispatch.queue.close()

@@ -48,6 +48,8 @@ def test_settings_read_the_description_variables(monkeypatch):
     assert s.runpod_endpoint_id_list == ["e1", "e2"] and s.discovery_enabled and s.token_query
     assert s.legacy_pods and s.remote_create_path == "/generate_talking_video"
     assert s.job_timeout_ms == 8 * 60 * 1000 and s.runpod_refresh_ms == 60_000 and s.queue_name == "sadtalker"
+    with pytest.raises(ValueError, match="SADTALKER_RUNPOD_PROXY_URL"):
+        DispatchSettings(SADTALKER_RUNPOD_PROXY_URL="https://{podId}.proxy.runpod.net")
     monkeypatch.setenv("API_KEYS", "changeme")
     with pytest.raises(ValueError, match="placeholder"):
         DispatchSettings()
