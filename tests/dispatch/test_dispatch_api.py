@@ -91,3 +91,20 @@ async def test_redis_down_is_a_quick_503(make_settings):
             resp = await asyncio.wait_for(request, 10)
             assert resp.status_code == 503 and resp.json()["error"]["code"] == "queue_unavailable"
     await app.state.dispatch.queue.close()
+
+
+async def test_routes_can_be_included_in_the_service(make_settings, tmp_path):
+    from api_app import create_app as create_service_app
+    from dispatch.api import include_in
+    from settings import Settings
+
+    service = create_service_app(Settings(sadtalker_output_dir=tmp_path, sadtalker_checkpoint_dir=tmp_path))
+    include_in(service, make_settings(allow_private_urls=False, dispatch_api_keys=KEY))
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=service), base_url="http://svc",
+                                 headers={"X-API-Key": KEY}) as client:
+        created = await client.post("/api/sadtalker/create", json=BODY)
+        status = await client.get("/api/sadtalker/status", params={"id": created.json()["jobId"]})
+        refused = await client.get("/api/sadtalker/status", params={"id": "1"}, headers={"X-API-Key": "no"})
+    await service.state.dispatch.queue.close()
+    assert created.status_code == 200 and status.json()["state"] == "waiting"
+    assert refused.status_code == 401 and refused.json()["error"]["code"] == "unauthorized"
