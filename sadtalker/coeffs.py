@@ -120,16 +120,8 @@ def audio_to_coefficients(
     first = np.asarray(first_coeff, dtype=np.float32).reshape(-1)[:COEFF_DIM]
     if len(first) < COEFF_DIM:
         raise ValueError(f"first_coeff needs at least {COEFF_DIM} values, got {len(first)}")
-    _check_columns("ref_expression", ref_expression, EXP_DIM)
     _check_columns("ref_pose", ref_pose, POSE_SLICE.stop - POSE_SLICE.start)
-    if ref_expression is not None:
-        ref_exp = tile_to_length(np.asarray(ref_expression, dtype=np.float32)[:, :EXP_DIM], num_frames)
-        ratio = np.zeros(num_frames, dtype=np.float32)
-    else:
-        ref_exp = np.repeat(first[None, :EXP_DIM], num_frames, axis=0)
-        ratio = np.zeros(num_frames, np.float32) if blink is None else np.asarray(blink, np.float32)
-    if ratio.shape != (num_frames,):
-        raise ValueError(f"blink has shape {ratio.shape}, expected ({num_frames},)")
+    ref_exp, ratio = expression_inputs(first, num_frames, blink, ref_expression)
     param = next(exp_net.parameters())
     mels = torch.as_tensor(indiv_mels).to(param.device, param.dtype)[:, None]  # T x 1 x 80 x 16
 
@@ -144,6 +136,23 @@ def audio_to_coefficients(
         ref = tile_to_length(np.asarray(ref_pose, dtype=np.float32)[:, :6], num_frames)
         coeffs[:, POSE_SLICE] += ref - ref[:1]
     return coeffs
+
+
+def expression_inputs(first: np.ndarray, num_frames: int, blink: np.ndarray | None,
+                      ref_expression: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+    """ExpNet's reference expression (T, 64) and blink ratio (T,) (§8.1).
+
+    The source expression repeated, or a reference video's expressions tiled (then no blinks: the
+    video's eyelids are in its expressions).
+    """
+    if ref_expression is not None:
+        _check_columns("ref_expression", ref_expression, EXP_DIM)
+        ref_exp = tile_to_length(np.asarray(ref_expression, dtype=np.float32)[:, :EXP_DIM], num_frames)
+        return ref_exp, np.zeros(num_frames, dtype=np.float32)
+    ratio = np.zeros(num_frames, np.float32) if blink is None else np.asarray(blink, np.float32)
+    if ratio.shape != (num_frames,):
+        raise ValueError(f"blink has shape {ratio.shape}, expected ({num_frames},)")
+    return np.repeat(first[None, :EXP_DIM], num_frames, axis=0), ratio
 
 
 def _check_columns(name: str, seq: np.ndarray | None, columns: int) -> None:
