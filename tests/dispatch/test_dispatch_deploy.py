@@ -77,6 +77,7 @@ def test_api_deployment_matches_the_service(service_paths):
 def test_service_routes_to_the_api_pods():
     service, deployment = load("sadtalker-service.yaml"), load("sadtalker-deployment.yaml")
     assert service["kind"] == "Service"
+    assert service["spec"]["sessionAffinity"] == "ClientIP"  # polls reach the pod that holds the job
     assert service["spec"]["selector"].items() <= deployment["spec"]["template"]["metadata"]["labels"].items()
     (port,) = service["spec"]["ports"]
     assert port["targetPort"] == container(deployment)["ports"][0]["name"]
