@@ -44,7 +44,7 @@ class PoseVAEDims:
         return self.seq_len * self.pose_dim  # one block of pose values, flattened (192)
 
 
-class Holder(nn.Module):
+class EncoderWrapper(nn.Module):
     """Wraps the audio encoder so its keys read `audio_encoder.audio_encoder.*` like the official file."""
 
     def __init__(self, dims: AudioEncoderDims):
@@ -132,7 +132,7 @@ class PoseVAE(nn.Module):
     def __init__(self, dims: PoseVAEDims = PoseVAEDims()):
         super().__init__()
         self.dims = dims
-        self.audio_encoder = Holder(dims.encoder)
+        self.audio_encoder = EncoderWrapper(dims.encoder)
         self.netG = CVAE(dims)
         self.netD_motion = MotionDiscriminator(dims)
 
