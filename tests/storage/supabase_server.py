@@ -244,3 +244,17 @@ class FakeSupabase:
                 return None
 
         return Handler
+
+
+def new_supabase_bucket(server: FakeSupabase, public: bool = False) -> str:
+    """A fresh, empty bucket on `server`; returns its name."""
+    name = f"videos-{uuid.uuid4().hex[:8]}"
+    server.buckets[name] = Bucket(public=public)
+    return name
+
+
+def new_s3_bucket(admin) -> str:
+    """A fresh bucket through a boto3 client (moto's S3 server); returns its name."""
+    name = f"videos-{uuid.uuid4().hex[:12]}"
+    admin.create_bucket(Bucket=name)
+    return name

@@ -12,37 +12,28 @@ import uuid
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
-import boto3
 import httpx
 import pytest
-from moto.server import ThreadedMotoServer
 from storage_contract import StorageContract
+from supabase_server import new_s3_bucket
 
 from storage import Storage, StorageConfigError, StorageError, create_storage, put_file_retrying
 
 CREDENTIALS = {"access_key_id": "AKIDTESTTESTTEST", "secret_access_key": "test-secret"}
 
 
-@pytest.fixture(scope="module")
-def endpoint() -> str:
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    yield f"http://{host}:{port}"
-    server.stop()
+@pytest.fixture
+def endpoint(s3_endpoint) -> str:
+    return s3_endpoint
 
 
 @pytest.fixture(scope="module")
-def admin(endpoint):
-    """A plain boto3 client, to look at the bucket from outside the backend."""
-    return boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1",
-                        aws_access_key_id="x", aws_secret_access_key="y")
+def admin(s3_admin):
+    return s3_admin
 
 
 def new_bucket(admin) -> str:
-    name = f"videos-{uuid.uuid4().hex[:12]}"
-    admin.create_bucket(Bucket=name)
-    return name
+    return new_s3_bucket(admin)
 
 
 def make(endpoint: str, bucket: str, **options) -> Storage:
@@ -51,17 +42,17 @@ def make(endpoint: str, bucket: str, **options) -> Storage:
 
 
 @pytest.fixture(scope="module")
-def presigning_storage(endpoint, admin) -> Storage:
-    return make(endpoint, new_bucket(admin), url_expiry_s=900)
+def presigning_storage(s3_endpoint, admin) -> Storage:
+    return make(s3_endpoint, new_bucket(admin), url_expiry_s=900)
 
 
 @pytest.fixture(scope="module")
-def public_storage(endpoint, admin) -> Storage:
+def public_storage(s3_endpoint, admin) -> Storage:
     """A bucket whose objects anyone may GET, as behind a CDN or a public R2 domain."""
     bucket = new_bucket(admin)
     admin.put_bucket_policy(Bucket=bucket, Policy=json.dumps({"Version": "2012-10-17", "Statement": [{
         "Effect": "Allow", "Principal": "*", "Action": "s3:GetObject", "Resource": f"arn:aws:s3:::{bucket}/*"}]}))
-    return make(endpoint, bucket, prefix="/renders/v1/", public_base_url=f"{endpoint}/{bucket}/")
+    return make(s3_endpoint, bucket, prefix="/renders/v1/", public_base_url=f"{s3_endpoint}/{bucket}/")
 
 
 class TestS3PresignedUrls(StorageContract):

@@ -7,22 +7,18 @@ from pathlib import Path
 import httpx
 import pytest
 from storage_contract import StorageContract
-from supabase_server import Bucket, FakeSupabase
+from supabase_server import FakeSupabase, new_supabase_bucket
 
 from storage import Storage, StorageError, create_storage, put_file_retrying
 
 
 @pytest.fixture(scope="module")
-def server():
-    fake = FakeSupabase().start()
-    yield fake
-    fake.stop()
+def server(supabase_server) -> FakeSupabase:
+    return supabase_server
 
 
 def new_bucket(server: FakeSupabase, public: bool = False) -> str:
-    name = f"videos-{len(server.buckets)}"
-    server.buckets[name] = Bucket(public=public)
-    return name
+    return new_supabase_bucket(server, public)
 
 
 @pytest.fixture

@@ -10,9 +10,6 @@ from webhook_receiver import Receiver, Reply
 
 from webhooks import WebhookSender, generate_secret
 
-JOB = {"id": "job_1", "object": "job", "status": "succeeded", "metadata": {"user": "ü"},
-       "result": {"video_url": "http://example.test/v.mp4", "bytes": 12}}
-
 
 @pytest.fixture
 def secret() -> str:

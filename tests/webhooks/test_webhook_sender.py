@@ -10,8 +10,7 @@ import sys
 import time
 
 import pytest
-from conftest import JOB
-from webhook_receiver import Reply, wait_until
+from webhook_receiver import JOB, Reply, wait_until
 
 from webhooks import DeliveryNotFound, WebhookSender, verify
 

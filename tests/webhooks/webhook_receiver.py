@@ -10,6 +10,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+# A job JSON as the service sends it (non-ASCII metadata included).
+JOB = {"id": "job_1", "object": "job", "status": "succeeded", "metadata": {"user": "ü"},
+       "result": {"video_url": "http://example.test/v.mp4", "bytes": 12}}
+
 
 @dataclass(frozen=True)
 class Reply:
