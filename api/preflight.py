@@ -15,10 +15,11 @@ import re
 import secrets
 import shutil
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from fastapi import APIRouter, Request
 from PIL import Image
+from pydantic import BaseModel, Field
 
 from .deps import Owner, Services, ServicesDep
 from .errors import ApiError
@@ -49,6 +50,44 @@ AUDIO_CODES = ("invalid_audio", "audio_too_long")
 log = logging.getLogger(__name__)
 
 router = APIRouter(prefix="/v1", tags=["jobs"])
+
+
+class Problem(BaseModel):
+    code: str = Field(description="stable error code, as a job would fail with (e.g. no_face_detected)")
+    message: str
+    suggestion: str | None = Field(None, description="what to try")
+
+
+class ImageFound(BaseModel):
+    format: str = Field(description="JPEG, PNG or WEBP")
+    width: int
+    height: int
+
+
+class FaceFound(BaseModel):
+    box: list[float] | None = Field(None, description="[x1, y1, x2, y2] in image pixels")
+    score: float | None = Field(None, description="detector confidence, 0..1")
+    detector: str | None = Field(None, description="retinaface+fan (official weights) or dlib (fallback)")
+    faces: int | None = Field(None, description="faces found, when the detector reports it; the largest is used")
+    preview: str | None = Field(None, description="data: URL of a small JPEG crop around the face")
+
+
+class AudioFound(BaseModel):
+    duration_s: float
+    container: str = Field(description="ffmpeg's name of the file format")
+    codec: str | None = None
+    sample_rate: int | None = Field(None, description="Hz, of the file (the model resamples to 16 kHz)")
+    channels: int | None = None
+
+
+class PreflightAnswer(BaseModel):
+    object: Literal["preflight"] = "preflight"
+    ok: bool = Field(description="a job with these inputs would run")
+    image: ImageFound | None
+    face: FaceFound | None
+    audio: AudioFound | None
+    errors: list[Problem] = Field(description="why the job would fail (empty when ok)")
+    warnings: list[Problem] = Field(description="the job would run, but note these (multiple_faces, face_not_checked)")
 
 
 def problem(code: str, message: str) -> dict[str, Any]:
@@ -157,7 +196,7 @@ def _request_body_doc() -> dict[str, Any]:
         "multipart/form-data": {"schema": form}, "application/json": {"schema": schema}}}}
 
 
-@router.post("/preflight", openapi_extra=_request_body_doc())
+@router.post("/preflight", response_model=PreflightAnswer, openapi_extra=_request_body_doc())
 async def preflight(request: Request, services: ServicesDep, _owner: Owner) -> dict[str, Any]:
     """Checks a job's inputs (same body as `POST /v1/jobs`) without queueing: the face found (box, score,
     a small crop preview), the image and audio (duration, sample rate), and every problem with its error code
