@@ -56,6 +56,8 @@ def build_parser() -> argparse.ArgumentParser:
     commands.add_parser("cancel", help="cancel a queued or running job").add_argument("job_id")
     listing = commands.add_parser("list", help="this API key's recent jobs, newest first")
     listing.add_argument("--limit", type=int, default=20)
+    for sub in commands.choices.values():  # --json also after the command
+        sub.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
     return parser
 
 

@@ -9,6 +9,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from .errors import JobFailed
+
 TERMINAL_STATUSES = frozenset({"succeeded", "failed", "canceled"})
 
 
@@ -109,6 +111,12 @@ class Job:
     @property
     def terminal(self) -> bool:
         return self.status in TERMINAL_STATUSES
+
+    def raise_for_error(self) -> Job:
+        """Returns the job, or raises JobFailed (code = the job's error code) when it failed or was canceled."""
+        if self.status in ("failed", "canceled"):
+            raise JobFailed(self)
+        return self
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Job:

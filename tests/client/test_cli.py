@@ -52,7 +52,7 @@ def test_submit_wait_out_as_a_process(server, face_png, speech_wav, tmp_path):
     # without a terminal, progress is one line per stage / 10 %
     assert "render" in proc.stderr and "100.0%" in proc.stderr
 
-    code, out = run(server, "--json", "status", job_id)
+    code, out = run(server, "status", job_id, "--json")
     job = json.loads(out)
     assert code == 0 and job["status"] == "succeeded" and job["options"]["pose_style"] == 4
     assert job["metadata"] == {"user": 7} and job["options"]["still"] is True

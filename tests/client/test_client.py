@@ -19,6 +19,7 @@ from sadtalker_client import (
     ConnectionFailed,
     Job,
     JobEvent,
+    JobFailed,
     WaitTimeout,
 )
 from tests.client.live import live_server, serve_in_thread
@@ -142,6 +143,9 @@ def test_api_errors_keep_the_service_code(api, server, factory, face_png, noface
     assert canceled.status in ("running", "canceled")
     final = api.wait(job.id, timeout_s=20)
     assert final.status == "canceled" and final.error is not None
+    with pytest.raises(JobFailed) as failed:
+        final.raise_for_error()
+    assert failed.value.code == final.error.code and failed.value.job == final
 
 
 def test_no_face_is_refused_at_submit(tmp_path, face_png, noface_png, speech_wav):
