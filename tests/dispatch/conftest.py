@@ -105,6 +105,6 @@ def pods(tmp_path_factory) -> Iterator[list[Pod]]:
 
 @pytest.fixture(scope="session")
 def slow_pod(tmp_path_factory) -> Iterator[Pod]:
-    """One pod whose renders take 1.5 s (progress, timeouts)."""
-    with running_pods(tmp_path_factory.mktemp("slow-pod"), 1, render_s=1.5) as (pod,):
+    """One pod whose renders take 2 s (progress, timeouts, take-over)."""
+    with running_pods(tmp_path_factory.mktemp("slow-pod"), 1, render_s=2.0) as (pod,):
         yield pod

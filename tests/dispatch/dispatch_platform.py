@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 import httpx
 
@@ -37,3 +38,17 @@ async def create(client: httpx.AsyncClient, media, **extra) -> str:
     resp = await client.post("/api/sadtalker/create", json=body)
     assert resp.status_code == 200, resp.text
     return resp.json()["jobId"]
+
+
+async def eventually(condition: Callable, timeout_s: float = 15, what: str = "condition") -> None:
+    """Wait until `condition()` (sync or async) is truthy; fail the test after `timeout_s`."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        value = condition()
+        if inspect.isawaitable(value):
+            value = await value
+        if value:
+            return
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what} not reached within {timeout_s} s")
+        await asyncio.sleep(0.03)

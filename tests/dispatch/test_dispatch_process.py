@@ -9,7 +9,7 @@ import subprocess
 import sys
 
 import pytest
-from dispatch_platform import create, platform_api, wait_finished
+from dispatch_platform import create, eventually, platform_api, wait_finished
 from dispatch_pods import POD_KEY, ROOT, endpoints_of, redis_server, running_pods
 
 from dispatch.worker import Dispatcher
@@ -48,8 +48,7 @@ async def test_sigterm_drains_the_active_job_then_exits(tmp_path, media, make_se
         try:
             async with platform_api(settings) as client:
                 active = await create(client, media)
-                while not pod.jobs(status="running"):
-                    await asyncio.sleep(0.05)
+                await eventually(lambda: pod.jobs(status="running"), what="a running pod job")
                 worker.send_signal(signal.SIGTERM)
                 await asyncio.sleep(0.2)
                 later = await create(client, media)
@@ -90,8 +89,10 @@ async def test_job_of_a_killed_worker_is_taken_over(slow_pod, media, make_settin
     try:
         async with platform_api(settings) as client:
             job_id = await create(client, media)
-            while (await client.get("/api/sadtalker/status", params={"id": job_id})).json()["state"] != "active":
-                await asyncio.sleep(0.05)
+            async def active() -> bool:
+                return (await client.get("/api/sadtalker/status", params={"id": job_id})).json()["state"] == "active"
+
+            await eventually(active, what="the job active")
             doomed.kill()  # the worker process dies holding the job's lock
             await doomed.wait()
             await start_dispatcher(settings)  # another worker: BullMQ's stalled check hands it the job

@@ -11,7 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 from bullmq import Job, Queue
-from dispatch_platform import create, platform_api, wait_finished
+from dispatch_platform import create, eventually, platform_api, wait_finished
 from dispatch_pods import POD_KEY, endpoints_of, free_port, running_pods
 from dispatch_servers import FakeRunPod, RecordingServer, serve
 
@@ -72,14 +72,9 @@ async def test_pod_killed_mid_job_completes_on_the_other_pod(tmp_path, media, ma
         assert [job["status"] for job in survivor.jobs()] == ["succeeded"]  # rendered once, completed once
 
 
-async def _pod_running_a_job(pods, timeout_s: float = 15):
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        for pod in pods:
-            if pod.jobs(status="running"):
-                return pod
-        await asyncio.sleep(0.05)
-    raise AssertionError("no pod started the job")
+async def _pod_running_a_job(pods):
+    await eventually(lambda: any(pod.jobs(status="running") for pod in pods), what="a pod running the job")
+    return next(pod for pod in pods if pod.jobs(status="running"))
 
 
 async def test_all_pods_down_fails_after_the_last_attempt(media, make_settings, start_dispatcher):
@@ -104,12 +99,12 @@ async def test_runpod_discovery_and_static_fallback(pods, media, make_settings, 
             runpod_endpoints=endpoints_of([static]), runpod_api_key="rp-key", runpod_endpoint_ids="ep-1",
             runpod_api_url=f"{api_url}/v1", runpod_proxy_url="http://127.0.0.1:{port}", remote_api_key=POD_KEY,
             runpod_refresh_ms=100)
-        await start_dispatcher(settings)
+        dispatcher = await start_dispatcher(settings)
         async with platform_api(settings) as client:
-            await asyncio.sleep(0.2)
+            await eventually(lambda: dispatcher.pool.discovered, what="discovery")
             first = await wait_finished(client, await create(client, media))
             runpod.failing = True
-            await asyncio.sleep(0.3)  # next refresh fails: the static list serves
+            await eventually(lambda: dispatcher.pool.discovered is None, what="fallback")  # the static list serves
             second = await wait_finished(client, await create(client, media))
     assert first["result"]["pod"] == live.url and second["result"]["pod"] == static.url
     assert runpod.lookups >= 3
@@ -149,24 +144,25 @@ async def test_progress_is_mirrored_while_the_pod_renders(slow_pod, media, make_
     await start_dispatcher(settings)
     async with platform_api(settings) as client:
         job_id = await create(client, media)
-        seen = set()
-        while (status := (await client.get("/api/sadtalker/status", params={"id": job_id})).json())[
-                "state"] != "completed":
-            seen.add(status["progress"])
-            await asyncio.sleep(0.05)
-    assert len({p for p in seen if 5 < p < 100}) >= 2, seen
+        seen: list[dict] = []
+
+        async def finished() -> bool:
+            seen.append((await client.get("/api/sadtalker/status", params={"id": job_id})).json())
+            return seen[-1]["state"] in ("completed", "failed")
+
+        await eventually(finished, timeout_s=30, what="the job finished")
+    assert seen[-1]["state"] == "completed" and seen[-1]["progress"] == 100
+    assert len({s["progress"] for s in seen if 5 < s["progress"] < 100}) >= 2, seen
 
 
 async def test_attempt_timeout_cancels_the_pod_job(slow_pod, media, make_settings, start_dispatcher):
-    settings = make_settings(runpod_endpoints=endpoints_of([slow_pod]), job_timeout_ms=700, job_attempts=1)
+    settings = make_settings(runpod_endpoints=endpoints_of([slow_pod]), job_timeout_ms=1200, job_attempts=1)
     await start_dispatcher(settings)
     async with platform_api(settings) as client:
         status = await wait_finished(client, await create(client, media))
     assert status["state"] == "failed" and status["attemptsMade"] == 1
-    assert status["error"] == "timeout: the attempt took longer than 0.7 s (SADTALKER_JOB_TIMEOUT_MS)"
-    deadline = time.monotonic() + 5
-    while time.monotonic() < deadline and slow_pod.jobs(status="canceled") == []:
-        await asyncio.sleep(0.1)
+    assert status["error"] == "timeout: the attempt took longer than 1.2 s (SADTALKER_JOB_TIMEOUT_MS)"
+    await eventually(lambda: slow_pod.jobs(status="canceled"), timeout_s=5, what="the pod job canceled")
     assert len(slow_pod.jobs(status="canceled")) == 1  # the GPU was freed, not left rendering
 
 
