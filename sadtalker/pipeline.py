@@ -235,32 +235,23 @@ class Pipeline:
 
     def _stage_render(self, model, source: SourceFace, coeffs: np.ndarray, options: GenerateOptions,
                       run: _Run, report: bool) -> Iterator[np.ndarray]:
+        """Batches of final frames: rendered, resized to the output size (§8.4), pasted back in full modes."""
         from .animate import render_frames
 
         total = len(coeffs)
         run.report("render", 0, total)
-        out_w, out_h = output_size(options.size, source.info_size)
         batches = render_frames(
             model, source.image, source.coeff, coeffs, preprocess=options.preprocess, still=options.still,
             expression_scale=options.expression_scale, batch_size=options.batch_size,
             on_progress=(lambda done, n: run.report("render", done, n)) if report else None,
             should_cancel=run.should_cancel)
-        for batch in batches:
-            # final resize of §8.4: (size, int(size * h0 / w0)), bilinear
-            frames = np.stack([cv2.resize(frame, (out_w, out_h)) for frame in batch])
-            yield paste_frames(frames, source.paste) if source.paste is not None else frames
+        return _final_frames(batches, output_size(options.size, source.info_size), source)
 
     def _stage_enhance(self, frames: Iterator[np.ndarray], enhancer, total: int,
                        run: _Run) -> Iterator[np.ndarray]:
-        # Deviation: the reference re-reads the lossy encoded video; we enhance the frames in memory.
-        done = 0
+        """GFPGAN on each batch (2x). Deviation: the reference re-reads the lossy encoded video instead."""
         run.report("enhance", 0, total)
-        for batch in frames:
-            run.check_cancel()
-            enhanced = enhancer.enhance(batch)
-            done += len(batch)
-            run.report("enhance", done, total)
-            yield enhanced
+        return _enhanced_frames(frames, enhancer, total, run)
 
     def _stage_encode(self, frames: Iterator[np.ndarray], source: SourceFace, options: GenerateOptions,
                       total: int, audio_path: Path, out_path: Path, run: _Run) -> tuple[int, int]:
@@ -295,6 +286,23 @@ class Pipeline:
             missing = self._enhancer_missing or ["GFPGANv1.4.pth (enhancer not loaded by this pipeline)"]
             raise MissingCheckpoints(str(self.checkpoint_dir), missing)
         return self.enhancer
+
+
+def _final_frames(batches: Iterator[np.ndarray], size: tuple[int, int],
+                  source: SourceFace) -> Iterator[np.ndarray]:
+    for batch in batches:
+        frames = np.stack([cv2.resize(frame, size) for frame in batch])   # bilinear, as the reference
+        yield paste_frames(frames, source.paste) if source.paste is not None else frames
+
+
+def _enhanced_frames(frames: Iterator[np.ndarray], enhancer, total: int, run: _Run) -> Iterator[np.ndarray]:
+    done = 0
+    for batch in frames:
+        run.check_cancel()
+        enhanced = enhancer.enhance(batch)
+        done += len(batch)
+        run.report("enhance", done, total)
+        yield enhanced
 
 
 def generate(image_path: str | Path, audio_path: str | Path, out_path: str | Path,
