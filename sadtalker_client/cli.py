@@ -39,6 +39,8 @@ def build_parser() -> argparse.ArgumentParser:
         sub.add_argument("audio", help="speech audio file (wav/mp3/m4a/...), or an http(s) URL")
         _add_options(sub)
     submit.add_argument("--webhook-url", help="URL the service POSTs the job to when it finishes")
+    submit.add_argument("--webhook-events", type=lambda text: [e.strip() for e in text.split(",") if e.strip()],
+                        help="comma-separated events to send (default: started, succeeded, failed, canceled)")
     submit.add_argument("--metadata", type=json.loads, help="JSON object stored with the job, e.g. '{\"user\": 7}'")
     submit.add_argument("--idempotency-key", help="resubmitting with the same key returns the same job")
     submit.add_argument("--wait", action="store_true", help="follow the progress until the job ends")
@@ -70,16 +72,19 @@ def _add_options(sub: argparse.ArgumentParser) -> None:
     sub.add_argument("--expression-scale", type=float, metavar="X", help="expression strength 0-3 (default 1)")
     sub.add_argument("--batch-size", type=int, help="frames rendered per batch")
     sub.add_argument("--seed", type=int, help="random seed (head motion, blinks) for repeatable output")
+    sub.add_argument("--ref-eyeblink", metavar="VIDEO", help="copy the blinks of this video (file or URL)")
+    sub.add_argument("--ref-pose", metavar="VIDEO", help="copy the head motion of this video (file or URL)")
 
 
 def _inputs(args: argparse.Namespace) -> dict[str, Any]:
     """Positional files or URLs plus the options the user gave (the others take the server's defaults)."""
     inputs: dict[str, Any] = {}
-    for name in ("image", "audio"):
+    for name in ("image", "audio", "ref_eyeblink", "ref_pose"):
         value = getattr(args, name)
-        inputs[f"{name}_url" if value.startswith(("http://", "https://")) else name] = value
+        if value is not None:
+            inputs[f"{name}_url" if value.startswith(("http://", "https://")) else name] = value
     for name in ("preprocess", "still", "enhancer", "size", "pose_style", "expression_scale", "batch_size",
-                 "seed", "webhook_url", "metadata"):
+                 "seed", "webhook_url", "webhook_events", "metadata"):
         if getattr(args, name, None) is not None:
             inputs[name] = getattr(args, name)
     return inputs

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -18,6 +18,7 @@ from .sse import ServerSentEvent
 DEFAULT_URL = "http://127.0.0.1:8888"
 SSE_READ_TIMEOUT_S = 60.0  # the server sends a heartbeat well within this; a silent minute means a dead link
 RECONNECT_DELAYS_S = (0.25, 0.5, 1.0, 2.0, 4.0)  # event stream reconnects before giving up
+FILE_FIELDS = ("image", "audio", "ref_eyeblink", "ref_pose")
 
 
 @dataclass(frozen=True)
@@ -30,6 +31,10 @@ class JobInputs:
     audio: str | Path | None = None
     image_url: str | None = None
     audio_url: str | None = None
+    ref_eyeblink: str | Path | None = None  # a video whose blinks are copied
+    ref_pose: str | Path | None = None  # a video whose head motion is copied
+    ref_eyeblink_url: str | None = None
+    ref_pose_url: str | None = None
     preprocess: str | None = None  # crop | extcrop | resize | full | extfull
     still: bool | None = None
     enhancer: str | None = None  # none | gfpgan
@@ -39,18 +44,21 @@ class JobInputs:
     batch_size: int | None = None
     seed: int | None = None
     webhook_url: str | None = None
+    webhook_events: Sequence[str] | None = None  # e.g. ("job.succeeded", "job.progress")
     metadata: Mapping[str, Any] | None = None
 
     def form_fields(self) -> dict[str, str]:
         """The non-file multipart fields, as strings (booleans as `true`/`false`, metadata as JSON)."""
         fields: dict[str, str] = {}
-        for name in ("image_url", "audio_url", "preprocess", "enhancer", "size", "pose_style",
-                     "expression_scale", "batch_size", "seed", "webhook_url"):
+        for name in ("image_url", "audio_url", "ref_eyeblink_url", "ref_pose_url", "preprocess", "enhancer", "size",
+                     "pose_style", "expression_scale", "batch_size", "seed", "webhook_url"):
             value = getattr(self, name)
             if value is not None:
                 fields[name] = str(value)
         if self.still is not None:
             fields["still"] = "true" if self.still else "false"
+        if self.webhook_events is not None:
+            fields["webhook_events"] = ",".join(self.webhook_events)
         if self.metadata is not None:
             fields["metadata"] = json.dumps(dict(self.metadata))
         return fields
@@ -60,7 +68,7 @@ class JobInputs:
         """Opens the local files for a multipart upload (streamed, not read into memory)."""
         with contextlib.ExitStack() as stack:
             files: dict[str, tuple[str, IO[bytes]]] = {}
-            for name in ("image", "audio"):
+            for name in FILE_FIELDS:
                 path = getattr(self, name)
                 if path is not None:
                     path = Path(path)

@@ -326,8 +326,10 @@ async function trackJob(job) {
   refreshJobs();
 }
 
-function sameOrigin(url) {
-  return new URL(url, location.href).origin === location.origin;
+// True when the API serves the video itself (local storage): that URL needs the key header.
+function servedByApi(job) {
+  const url = job.result && job.result.video_url;
+  return !url || new URL(url, location.href).pathname.endsWith(`/v1/jobs/${job.id}/video`);
 }
 
 async function showResult(job) {
@@ -335,8 +337,8 @@ async function showResult(job) {
   if (state.videoUrl) URL.revokeObjectURL(state.videoUrl);
   state.videoUrl = null;
   let src = url;
-  if (!url || sameOrigin(url)) {
-    // served by the API itself: it wants the key header, which a <video src> cannot send
+  if (servedByApi(job)) {
+    // a <video src> cannot send the key header: fetch the file, play it from memory
     const response = await api(`/v1/jobs/${encodeURIComponent(job.id)}/video`);
     src = state.videoUrl = URL.createObjectURL(await response.blob());
   }

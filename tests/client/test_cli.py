@@ -10,13 +10,16 @@ import sys
 from pathlib import Path
 
 import pytest
+from starlette.applications import Starlette
+from starlette.responses import FileResponse
+from starlette.routing import Route
 
 from sadtalker_client.cli import main
 from sadtalker_client.models import Job
 from sadtalker_client.progress import ProgressReporter
-from tests.client.live import live_server
+from tests.client.live import live_server, serve_in_thread
 from tests.support.app import KEY_A, free_port, make_settings
-from tests.support.fake_renderer import FakeFactory, Script
+from tests.support.fake_renderer import FakeFactory, Script, write_video
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -118,3 +121,20 @@ def test_progress_bar_on_a_terminal():
     text = screen.getvalue()
     assert "queued (position 2)" in text and "render 52/130 frames, ETA 3 s" in text
     assert " 44%" in text and "100%" in text
+
+
+def test_url_inputs_reference_video_and_webhook_events(server, face_png, speech_wav, tmp_path, capsys):
+    write_video(speech_wav, tmp_path / "pose.mp4", 64, 10)
+    files = {"face.png": face_png, "speech.wav": speech_wav}
+    app = Starlette(routes=[Route("/{name}", lambda request: FileResponse(files[request.path_params["name"]]))])
+    with serve_in_thread(app) as origin:
+        code, out = run(server, "submit", f"{origin}/face.png", f"{origin}/speech.wav", "--ref-pose",
+                        str(tmp_path / "pose.mp4"), "--webhook-events", "job.succeeded,job.failed", "--wait")
+    assert code == 0 and " succeeded" in out
+
+    not_video = tmp_path / "blinks.mp4"
+    not_video.write_text("not a video")
+    assert run(server, "submit", str(face_png), str(speech_wav), "--ref-eyeblink", str(not_video))[0] == 3
+    assert "invalid_video" in capsys.readouterr().err
+    assert run(server, "submit", str(face_png), str(speech_wav), "--webhook-events", "job.exploded")[0] == 3
+    assert "validation_error" in capsys.readouterr().err
