@@ -79,12 +79,15 @@ class PodClient:
             raise PodError(f"{ep.url}{path}: {type(e).__name__}: {e}") from e
 
     async def health(self, ep: PodEndpoint) -> str | None:
-        """None when the pod is ready for jobs, else why not."""
+        """None when the pod is ready for jobs (or probing is off), else why not."""
+        path = self.settings.remote_health_path
+        if not path:
+            return None
         try:
-            resp = await self._request("GET", ep, c.POD_HEALTH_PATH, timeout=c.POD_CONNECT_TIMEOUT_S)
+            resp = await self._request("GET", ep, path, timeout=c.POD_CONNECT_TIMEOUT_S)
         except PodError as e:
             return str(e)
-        return None if resp.status_code == 200 else f"{c.POD_HEALTH_PATH} answered {resp.status_code}"
+        return None if resp.status_code == 200 else f"{path} answered {resp.status_code}"
 
     async def create(self, ep: PodEndpoint, image: Path, audio: Path, options: dict) -> dict:
         """Upload the inputs; the pod's answer (job JSON, or the finished result of a legacy pod)."""

@@ -74,6 +74,8 @@ class DispatchSettings(BaseSettings):
         c.DEFAULT_REMOTE_CREATE_PATH, validation_alias=_env("SADTALKER_REMOTE_CREATE_PATH", "remote_create_path"))
     remote_status_path: str = Field(
         c.DEFAULT_REMOTE_STATUS_PATH, validation_alias=_env("SADTALKER_REMOTE_STATUS_PATH", "remote_status_path"))
+    remote_health_path: str = Field(
+        c.POD_HEALTH_PATH, validation_alias=_env("SADTALKER_REMOTE_HEALTH_PATH", "remote_health_path"))
     token_query: bool = Field(False, validation_alias=_env("SADTALKER_TOKEN_QUERY", "token_query"))
     poll_interval_ms: int = Field(
         c.DEFAULT_POLL_INTERVAL_MS, ge=10, validation_alias=_env("SADTALKER_REMOTE_POLL_MS", "poll_interval_ms"))
@@ -98,6 +100,13 @@ class DispatchSettings(BaseSettings):
             if key.lower() in PLACEHOLDER_KEYS:
                 raise ValueError("the API keys contain a placeholder; generate one with `openssl rand -hex 32`")
         return self
+
+    @field_validator("remote_health_path")
+    @classmethod
+    def _health_path(cls, value: str) -> str:
+        """Empty: pods are not probed (legacy apps without /readyz); failed requests still skip a pod."""
+        value = value.strip()
+        return value if not value or value.startswith("/") else "/" + value
 
     @field_validator("runpod_proxy_url")
     @classmethod

@@ -36,3 +36,17 @@ def test_permanent_and_retryable_pod_errors():
     assert RemoteJobFailed("no_face_detected", "no face").permanent
     assert not RemoteJobFailed("interrupted", "pod restarted").permanent
     assert str(RemoteJobFailed("timeout", "too slow")) == "timeout: too slow"
+
+
+async def test_health_probe_path_and_probing_off():
+    from dispatch_servers import RecordingServer, serve
+
+    recorder = RecordingServer()
+    with serve(recorder.handler()) as url:
+        ep = PodEndpoint(url)
+        async with httpx.AsyncClient() as http:
+            assert await PodClient(http, DispatchSettings()).health(ep) == "/readyz answered 503"
+            probe = PodClient(http, DispatchSettings(remote_health_path="ping"))
+            assert await probe.health(ep) == "/ping answered 503"
+            assert await PodClient(http, DispatchSettings(remote_health_path="")).health(ep) is None
+    assert recorder.paths == ["/readyz", "/ping"]
