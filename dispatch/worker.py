@@ -15,6 +15,7 @@ import logging
 import signal
 import tempfile
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import httpx
 from bullmq import Job, UnrecoverableError, Worker
@@ -43,6 +44,14 @@ DOWNLOADED_PERCENT = 5  # BullMQ progress after the inputs are in; the pod's 0-1
 
 class AttemptFailed(RuntimeError):
     """One attempt failed in a way a retry (another pod, later) may fix."""
+
+
+def _without_password(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.hostname or ""
+    return parts._replace(netloc=f"{parts.username or ''}:***@{host}{f':{parts.port}' if parts.port else ''}").geturl()
 
 
 def _unrecoverable(code: str, message: str) -> UnrecoverableError:
@@ -76,7 +85,7 @@ class Dispatcher:
         self.worker.on("error", lambda err, *_: log.warning("BullMQ worker: %s", err))
         self.worker.on("failed", lambda job, err: log.info("job %s attempt failed: %s", job.id, err))
         self._tasks.append(asyncio.create_task(self.worker.run()))
-        log.info("dispatching queue %r from %s to %d static pod(s)%s", s.queue_name, s.redis_url,
+        log.info("dispatching queue %r from %s to %d static pod(s)%s", s.queue_name, _without_password(s.redis_url),
                  len(self.pool.static), " + RunPod discovery" if s.discovery_enabled else "")
 
     async def _discover(self) -> list[PodEndpoint]:

@@ -50,3 +50,10 @@ async def test_health_probe_path_and_probing_off():
             assert await probe.health(ep) == "/ping answered 503"
             assert await PodClient(http, DispatchSettings(remote_health_path="")).health(ep) is None
     assert recorder.paths == ["/readyz", "/ping"]
+
+
+def test_redis_password_never_reaches_the_log():
+    from dispatch.worker import _without_password
+
+    assert _without_password("redis://:s3cret@redis:6379/0") == "redis://:***@redis:6379/0"
+    assert _without_password("redis://127.0.0.1:6379") == "redis://127.0.0.1:6379"
