@@ -5,7 +5,8 @@ Every event carries the whole job JSON (as `GET /v1/jobs/{id}` answers it) under
 `job.succeeded` | `job.failed` | `job.canceled`, after which the stream ends. Event ids are derived from the
 job itself (its `updated_at` in milliseconds, times 1000, plus a queue-progress term), so they increase over
 the job's life across connections: a client reconnecting with `Last-Event-ID` gets only newer states.
-Comment lines (`: ping`) keep idle connections open through proxies.
+Comment lines (`: ping`) keep idle connections open through proxies. When the service shuts down, a stream
+ends without a terminal event; clients reconnect (to the next instance) and resume.
 """
 
 from __future__ import annotations
@@ -89,6 +90,8 @@ async def job_events(manager: JobManager, job_id: str, owner: str | None, last_e
                 last_write = time.monotonic()
                 if current["status"] in TERMINAL:
                     return
+            elif not manager.accepting:  # shutting down: end here, the client resumes on the next instance
+                return
             elif time.monotonic() - last_write >= heartbeat_s:
                 yield b": ping\n\n"
                 last_write = time.monotonic()
