@@ -208,8 +208,11 @@ class WebhookSender:
         next_attempt_at}], oldest first; status: pending | delivered | failed | skipped | superseded."""
         return self._outbox.list_for_job(job_id)
 
-    async def redeliver(self, delivery_id: str) -> None:
-        """Send a delivery again (same webhook-id) with a fresh retry budget; DeliveryNotFound if unknown."""
+    async def redeliver(self, delivery_id: str, *, job_id: str | None = None) -> None:
+        """Send a delivery again (same webhook-id) with a fresh retry budget. DeliveryNotFound if unknown, or
+        if `job_id` is given and the delivery is not that job's (so an API can scope it to the caller's job)."""
+        if job_id is not None and await asyncio.to_thread(self._outbox.job_of, delivery_id) != job_id:
+            raise DeliveryNotFound(delivery_id)
         if not await asyncio.to_thread(self._outbox.resend, delivery_id, time.time()):
             raise DeliveryNotFound(delivery_id)
         self._wake.set()

@@ -175,6 +175,10 @@ async def test_redeliver_sends_again_with_the_same_id(sender_factory, receiver_f
     assert len(sender.deliveries("job_1")[0]["attempts"]) == 2
     with pytest.raises(DeliveryNotFound):
         await sender.redeliver("msg_unknown")
+    with pytest.raises(DeliveryNotFound):
+        await sender.redeliver(delivery_id, job_id="job_someone_else")
+    await sender.redeliver(delivery_id, job_id="job_1")
+    await wait_until(lambda: len(receiver.requests) == 3)
 
 
 async def test_redeliver_revives_a_failed_delivery(sender_factory, receiver_factory) -> None:
