@@ -103,8 +103,10 @@ def put_file_retrying(
 ) -> StoredObject:
     """`storage.put_file` retried after each delay in `delays_s` (so len+1 tries); the last error is raised.
 
-    Blocking (it sleeps between tries): run it off the event loop. Configuration errors are not retried.
+    Blocking (it sleeps between tries): run it off the event loop. Configuration errors and a missing source
+    file are not retried.
     """
+    file_size(path)
     for attempt, delay in enumerate([*delays_s, None], start=1):
         try:
             return storage.put_file(path, key, content_type)
@@ -129,6 +131,7 @@ async def put_file_retrying_async(
 ) -> StoredObject:
     """`put_file_retrying` for the event loop: each try runs in a worker thread and the waits are
     `asyncio.sleep`, so a shutdown can cancel it between tries instead of waiting for the whole schedule."""
+    file_size(path)
     for attempt, delay in enumerate([*delays_s, None], start=1):
         try:
             return await asyncio.to_thread(storage.put_file, path, key, content_type)

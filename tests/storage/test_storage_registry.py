@@ -118,3 +118,17 @@ async def test_async_retry_helper_retries_and_can_be_cancelled(tmp_path: Path, v
     assert stuck.tries == 1
     with pytest.raises(StorageError, match="store unavailable"):
         await put_file_retrying_async(FlakyStorage(tmp_path / "q", failures=9), video_file, "v.mp4", delays_s=(0.01,))
+
+
+def test_retry_helpers_do_not_retry_a_missing_source(tmp_path: Path) -> None:
+    store, sleeps = FlakyStorage(tmp_path / "o", failures=0), []
+    with pytest.raises(StorageError, match="cannot read"):
+        put_file_retrying(store, tmp_path / "gone.mp4", "v.mp4", sleep=sleeps.append)
+    assert store.tries == 0 and sleeps == []
+
+
+async def test_async_retry_helper_does_not_retry_a_missing_source(tmp_path: Path) -> None:
+    store = FlakyStorage(tmp_path / "o", failures=0)
+    with pytest.raises(StorageError, match="cannot read"):
+        await put_file_retrying_async(store, tmp_path / "gone.mp4", "v.mp4", delays_s=(30.0,))
+    assert store.tries == 0
