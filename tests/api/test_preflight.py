@@ -84,3 +84,21 @@ async def test_malformed_requests_answer_error_bodies(settings, factory, face_pn
     assert no_audio.status_code == 422 and no_audio.json()["error"]["code"] == "validation_error"
     assert bad_option.status_code == 422 and "size" in bad_option.json()["error"]["message"]
     assert unknown.status_code == 422 and unknown.json()["error"]["code"] == "unknown_field"
+
+
+async def test_url_inputs_are_fetched_and_checked(settings, factory, face_png, speech_mp3):
+    from tests.support.files import serve_files
+
+    async with serve_files({"face.png": face_png, "speech.mp3": speech_mp3}) as base, \
+            running_app(settings, factory) as (_, client):
+        good = await client.post("/v1/preflight", json={"image_url": f"{base}/face.png",
+                                                        "audio_url": f"{base}/speech.mp3", "still": True})
+        gone = await client.post("/v1/preflight", json={"image_url": f"{base}/missing.png",
+                                                        "audio_url": f"{base}/speech.mp3"})
+    report = good.json()
+    assert good.status_code == 200 and report["ok"] is True, report
+    assert report["face"]["box"] and report["audio"]["container"].startswith("mp3")
+    assert report["audio"]["sample_rate"] == 22050
+    failed = gone.json()
+    assert gone.status_code == 200 and failed["ok"] is False
+    assert [p["code"] for p in failed["errors"]] == ["fetch_failed"] and failed["errors"][0]["suggestion"]
