@@ -30,8 +30,9 @@ if ! (exec 3<>/dev/tcp/127.0.0.1/6379) 2>/dev/null; then
   redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save "" --appendonly no >/dev/null
 fi
 
-if [ -f tests/dispatch/node/package.json ] && [ ! -d tests/dispatch/node/node_modules ]; then
-  (cd tests/dispatch/node && npm install --silent --no-audit --no-fund >/dev/null)
+node_dir=tests/dispatch/node
+if [ -f $node_dir/package.json ] && { [ ! -d $node_dir/node_modules ] || [ $node_dir/package-lock.json -nt $node_dir/node_modules ]; }; then
+  (cd $node_dir && npm ci --silent --no-audit --no-fund >/dev/null && touch node_modules)
 fi
 
 exec "$VENV/bin/python" -m pytest "$@"
