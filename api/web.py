@@ -11,7 +11,7 @@ from fastapi.responses import FileResponse
 from .errors import ApiError
 
 WEB_DIR = Path(__file__).resolve().parent.parent / "web"
-ASSETS = {"app.js": "text/javascript", "style.css": "text/css"}  # everything the page loads
+ASSETS = {"app.js": "text/javascript", "api.js": "text/javascript", "style.css": "text/css"}  # everything the page loads
 # Only our own origin, plus data:/blob: for previews and the downloaded video; media may also come from
 # object storage (S3/Supabase URLs) when videos are kept there.
 CONTENT_SECURITY_POLICY = (

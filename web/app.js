@@ -1,129 +1,18 @@
-// The web page of the service: plain ES module, no build step, nothing loaded from elsewhere.
-// The API key travels only in the X-API-Key header (never in a URL), so the live progress is read with
-// fetch() and a stream reader instead of EventSource (which cannot send headers).
+// The web page of the service: plain ES modules, no build step, nothing loaded from elsewhere.
+
+import { ApiError, TERMINAL, followEvents, request } from "/web/api.js";
 
 const $ = (id) => document.getElementById(id);
 const KEY_STORAGE = "sadtalker.apiKey";
-const TERMINAL = new Set(["succeeded", "failed", "canceled"]);
-const RECONNECT_DELAYS_MS = [250, 500, 1000, 2000, 4000];
 const RECENT_JOBS = 10;
 
-class ApiError extends Error {
-  constructor(code, message, status) {
-    super(message);
-    this.code = code;
-    this.status = status;
-  }
-}
-
 const state = { follow: null, videoUrl: null, job: null };
-
-// ---------- HTTP
 
 function apiKey() {
   return $("api-key").value.trim();
 }
 
-async function api(path, options = {}) {
-  const headers = new Headers(options.headers || {});
-  if (apiKey()) headers.set("X-API-Key", apiKey());
-  let response;
-  try {
-    response = await fetch(path, { ...options, headers });
-  } catch (err) {
-    if (err.name === "AbortError") throw err;
-    throw new ApiError("connection_failed", `Cannot reach the service (${err.message}).`, 0);
-  }
-  if (!response.ok) throw await errorFrom(response);
-  return response;
-}
-
-async function errorFrom(response) {
-  let code = `http_${response.status}`;
-  let message = response.statusText || "The request failed.";
-  try {
-    const body = await response.json();
-    if (body && body.error) {
-      code = body.error.code || code;
-      message = body.error.message || message;
-    }
-  } catch {
-    // not our JSON error body (a proxy page): keep the HTTP status
-  }
-  return new ApiError(code, message, response.status);
-}
-
-// ---------- Server-Sent Events over fetch
-
-class SSEParser {
-  constructor() {
-    this.event = "";
-    this.data = [];
-    this.lastId = null;
-  }
-
-  // One line (without its end); returns {event, data, id} when a blank line ends an event.
-  feed(line) {
-    if (line === "") {
-      if (this.data.length === 0) {
-        this.event = "";
-        return null;
-      }
-      const out = { event: this.event || "message", data: this.data.join("\n"), id: this.lastId };
-      this.event = "";
-      this.data = [];
-      return out;
-    }
-    if (line.startsWith(":")) return null; // heartbeat
-    const colon = line.indexOf(":");
-    const name = colon < 0 ? line : line.slice(0, colon);
-    let value = colon < 0 ? "" : line.slice(colon + 1);
-    if (value.startsWith(" ")) value = value.slice(1);
-    if (name === "event") this.event = value;
-    else if (name === "data") this.data.push(value);
-    else if (name === "id") this.lastId = value;
-    return null;
-  }
-}
-
-const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
-
-// Calls onJob(job, eventName) for every event until the terminal one; reconnects with Last-Event-ID.
-async function followEvents(jobId, onJob, signal) {
-  const parser = new SSEParser();
-  let attempt = 0;
-  while (!signal.aborted) {
-    try {
-      const headers = { Accept: "text/event-stream" };
-      if (parser.lastId) headers["Last-Event-ID"] = parser.lastId;
-      const response = await api(`/v1/jobs/${encodeURIComponent(jobId)}/events`, { headers, signal });
-      const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
-      let buffer = "";
-      for (;;) {
-        const { value, done } = await reader.read();
-        if (done) break;
-        buffer += value;
-        const lines = buffer.split("\n");
-        buffer = lines.pop();
-        for (const line of lines) {
-          const event = parser.feed(line.replace(/\r$/, ""));
-          if (!event) continue;
-          attempt = 0;
-          const job = JSON.parse(event.data);
-          onJob(job, event.event);
-          if (TERMINAL.has(job.status)) return job;
-        }
-      }
-    } catch (err) {
-      if (signal.aborted) return null;
-      if (err instanceof ApiError && err.status >= 400 && err.status < 500) throw err;
-      attempt += 1;
-      if (attempt > RECONNECT_DELAYS_MS.length) throw err;
-      await sleep(RECONNECT_DELAYS_MS[attempt - 1]);
-    }
-  }
-  return null;
-}
+const api = (path, options) => request(apiKey(), path, options);
 
 // ---------- messages
 
@@ -318,7 +207,7 @@ async function trackJob(job) {
   $("result").hidden = true;
   renderJob(job);
   try {
-    const final = TERMINAL.has(job.status) ? job : await followEvents(job.id, renderJob, follow.signal);
+    const final = TERMINAL.has(job.status) ? job : await followEvents(apiKey(), job.id, renderJob, follow.signal);
     if (final && final.status === "succeeded" && state.follow === follow) await showResult(final);
   } catch (err) {
     if (err.name !== "AbortError") showError(err);
