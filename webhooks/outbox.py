@@ -16,6 +16,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 PENDING, DELIVERED, FAILED, SKIPPED, SUPERSEDED = "pending", "delivered", "failed", "skipped", "superseded"
+# A dropped job's id is remembered this long (seconds) so late events of it are refused; jobs end long before.
+TOMBSTONE_TTL_S = 30 * 24 * 3600.0
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS webhook_deliveries (
@@ -180,6 +182,7 @@ class Outbox:
             db.executemany("DELETE FROM webhook_attempts WHERE delivery_id = ?", [(i,) for i in ids])
             db.execute("DELETE FROM webhook_deliveries WHERE job_id = ?", (job_id,))
             db.execute("INSERT OR REPLACE INTO webhook_dropped_jobs (job_id, at) VALUES (?, ?)", (job_id, now))
+            db.execute("DELETE FROM webhook_dropped_jobs WHERE at < ?", (now - TOMBSTONE_TTL_S,))
         return ids
 
     def list_for_job(self, job_id: str) -> list[dict]:

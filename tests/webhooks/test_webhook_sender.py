@@ -277,3 +277,16 @@ async def test_events_recorded_before_start_go_out_once_started(db_path, secret,
         await wait_until(lambda: statuses(sender) == ["delivered"])
     finally:
         await sender.close()
+
+
+def test_outbox_forgets_old_tombstones(db_path) -> None:
+    from webhooks.outbox import TOMBSTONE_TTL_S, Outbox
+
+    outbox = Outbox(db_path)
+    try:
+        outbox.drop_job("job_old", now=1000.0)
+        outbox.drop_job("job_new", now=1000.0 + TOMBSTONE_TTL_S + 1)
+    finally:
+        outbox.close()
+    with sqlite3.connect(db_path) as db:
+        assert db.execute("SELECT job_id FROM webhook_dropped_jobs").fetchall() == [("job_new",)]
