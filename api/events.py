@@ -75,7 +75,7 @@ async def job_events(manager: JobManager, job_id: str, owner: str | None, last_e
             if pending in done:
                 try:
                     current = pending.result()
-                except StopAsyncIteration:
+                except (StopAsyncIteration, JobNotFound):  # ended, or deleted before the watch began
                     return
                 pending = asyncio.ensure_future(anext(updates))
             elif queued:  # the queue may have moved: re-read the position
