@@ -24,6 +24,13 @@ MAX_PRESIGN_S = 7 * 24 * 3600  # SigV4 presigned URLs live at most 7 days
 _MISSING_CODES = {"404", "NoSuchKey", "NotFound"}
 
 
+def _addressing_style(bucket: str, endpoint_url: str | None) -> str:
+    """Path style for S3-compatible endpoints (MinIO & co.) and dotted bucket names (TLS wildcard certificates
+    do not cover them); else regional virtual-hosted style: boto3's "auto" presigns against the global endpoint,
+    whose redirect breaks SigV4 URLs for buckets outside us-east-1."""
+    return "path" if endpoint_url or "." in bucket else "virtual"
+
+
 class S3Storage(Storage):
     name = "s3"
 
@@ -47,7 +54,7 @@ class S3Storage(Storage):
                                         aws_secret_access_key=secret_access_key or None, region_name=region or None)
         config = Config(
             signature_version="s3v4",  # boto3 would presign SigV2-style for custom endpoints otherwise
-            s3={"addressing_style": "path" if endpoint_url else "auto"},  # MinIO & co. need path style
+            s3={"addressing_style": _addressing_style(bucket, endpoint_url)},
             retries={"max_attempts": 3, "mode": "standard"},
             connect_timeout=10, read_timeout=60,
         )
