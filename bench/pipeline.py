@@ -7,8 +7,8 @@ Without --checkpoint-dir, stand-in checkpoints (official formats; `--small` for 
 written to a temporary folder from `../shared/reference` (set --reference-dir otherwise); stand-in face models
 give no detections, so the dlib fallback finds the face and, with --enhancer gfpgan, stand-in GFPGAN/ParseNet
 enhance it. Without --image/--audio: skimage's astronaut and espeak-ng speech looped to --seconds.
-Render, enhance and encode are streamed batch by batch, so the render row includes feeding the encoder and
-the encode row is only ffmpeg finishing the file.
+Render, enhance and encode are streamed batch by batch, so the render (or render+enhance) row includes
+feeding the encoder and the encode row is only ffmpeg finishing the file.
 """
 
 from __future__ import annotations
@@ -65,7 +65,13 @@ class StageClock:
             self.frames[stage] = total
 
     def rows(self, end: float) -> list[tuple[str, float, int | None]]:
-        stages = [s for s in STAGES if s in self.started]
+        if "enhance" in self.started:   # rendered and enhanced batch by batch: one streamed row
+            self.started["render+enhance"] = self.started.pop("render")
+            self.frames["render+enhance"] = self.frames.pop("enhance")
+            del self.started["enhance"]
+        order = [s for s in STAGES if s != "enhance"]
+        order.insert(order.index("render"), "render+enhance")
+        stages = [s for s in order if s in self.started]
         ends = [self.started[s] for s in stages[1:]] + [end]
         return [(s, e - self.started[s], self.frames.get(s)) for s, e in zip(stages, ends, strict=True)]
 
