@@ -151,7 +151,7 @@ def _run(api: Client, args: argparse.Namespace, out: TextIO) -> int:
 
 def _follow(api: Client, job_id: str, args: argparse.Namespace, out: TextIO) -> int:
     """Waits with a progress bar, shows the outcome, downloads the video when asked."""
-    with ProgressReporter(job_id, sys.stderr) as reporter:
+    with ProgressReporter(sys.stderr) as reporter:
         job = api.wait(job_id, on_progress=reporter.update, timeout_s=args.timeout)
     _show_job(job, args.json, out)
     if job.status != "succeeded":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from typing import TextIO
 
 from tqdm import tqdm
@@ -27,12 +28,15 @@ def describe(job: Job) -> str:
 class ProgressReporter:
     """`update(job)` on every event; use as a context manager so the bar is closed."""
 
-    def __init__(self, job_id: str, stream: TextIO) -> None:
+    def __init__(self, stream: TextIO) -> None:
         self._stream = stream
         self._bar: tqdm | None = None
         if stream.isatty():
-            self._bar = tqdm(total=100, desc=job_id, file=stream, unit="%",
-                             bar_format="{desc}: {percentage:3.0f}%|{bar}| [{elapsed}] {postfix}")
+            # shutil falls back to 80x24 where a terminal reports 0x0 (tqdm would then hide its bar)
+            columns, lines = shutil.get_terminal_size()
+            # the job id was printed already: the whole width goes to the bar and the stage
+            self._bar = tqdm(total=100, file=stream, unit="%", ncols=columns, nrows=lines,
+                             bar_format="{percentage:3.0f}%|{bar}| [{elapsed}]{postfix}")  # postfix: ", <stage>"
         self._last_line: tuple[str, int] | None = None
 
     def __enter__(self) -> ProgressReporter:

@@ -112,7 +112,7 @@ def test_progress_bar_on_a_terminal():
 
     screen = Terminal()
     base = {"id": "job_1", "created_at": "2026-11-27T16:00:00.000Z", "updated_at": "2026-11-27T16:00:01.000Z"}
-    with ProgressReporter("job_1", screen) as reporter:
+    with ProgressReporter(screen) as reporter:
         reporter.update(Job.from_dict({**base, "status": "queued", "queue_position": 2}))
         reporter.update(Job.from_dict({**base, "status": "running", "progress": {
             "stage": "render", "percent": 44.0, "frames_done": 52, "frames_total": 130, "eta_s": 3.2}}))
