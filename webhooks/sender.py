@@ -131,10 +131,13 @@ class WebhookSender:
             self._disabled_reason = "httpx is not installed: webhooks are skipped (pip install httpx)"
             logger.warning(self._disabled_reason)
             return
+        from .guard import guarded_transport
+
+        limits = httpx.Limits(max_connections=self._max_concurrency, max_keepalive_connections=4)
         self._client = httpx.AsyncClient(
             follow_redirects=False, trust_env=False, headers={"user-agent": USER_AGENT},
-            timeout=httpx.Timeout(self._timeout_s, connect=min(5.0, self._timeout_s)),
-            limits=httpx.Limits(max_connections=self._max_concurrency, max_keepalive_connections=4),
+            timeout=httpx.Timeout(self._timeout_s, connect=min(5.0, self._timeout_s)), limits=limits,
+            transport=guarded_transport(self._url_check, limits) if self._url_check is not None else None,
         )
         self._runner = asyncio.create_task(self._run(), name="webhook-sender")
 
@@ -294,9 +297,13 @@ class WebhookSender:
     async def _post(self, url: str, headers: dict[str, str], body: bytes) -> Outcome:
         import httpx
 
+        from .guard import AddressRefused
+
         try:
             # The overall deadline also bounds a receiver that drips its response headers.
             return await asyncio.wait_for(self._send(url, headers, body), self._timeout_s + 5.0)
+        except AddressRefused as e:  # the name resolved to a refused address when connecting
+            return Outcome(error=f"url_not_allowed: {e}", permanent=True)
         except asyncio.TimeoutError:
             return Outcome(error="timeout: no answer within the deadline")
         except (httpx.InvalidURL, httpx.UnsupportedProtocol) as e:  # a malformed URL never gets better

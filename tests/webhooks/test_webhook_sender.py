@@ -8,6 +8,7 @@ import json
 import sqlite3
 import sys
 import time
+from urllib.parse import urlsplit
 
 import pytest
 from webhook_receiver import JOB, Reply, wait_until
@@ -290,3 +291,33 @@ def test_outbox_forgets_old_tombstones(db_path) -> None:
         outbox.close()
     with sqlite3.connect(db_path) as db:
         assert db.execute("SELECT job_id FROM webhook_dropped_jobs").fetchall() == [("job_new",)]
+
+
+async def test_addresses_are_checked_again_when_connecting(sender_factory, receiver_factory) -> None:
+    """A name that passes the URL check but resolves to a refused address (DNS rebinding) is not reached."""
+    receiver = receiver_factory()
+    checked: list[str] = []
+
+    def refuse_loopback_literals(url: str) -> None:  # the name "localhost" passes, its addresses do not
+        checked.append(url)
+        if urlsplit(url).hostname in ("127.0.0.1", "::1"):
+            raise ValueError("a loopback address")
+
+    sender = await sender_factory(url_check=refuse_loopback_literals)
+    port = urlsplit(receiver.url).port
+    await sender.enqueue("job_1", f"http://localhost:{port}/hooks", "job.succeeded", JOB)
+    await wait_until(lambda: statuses(sender) == ["failed"])
+    assert receiver.requests == []
+    [attempt] = sender.deliveries("job_1")[0]["attempts"]
+    assert attempt["error"].startswith("url_not_allowed: localhost resolves to ")
+    assert checked[0] == f"http://localhost:{port}/hooks" and any("127.0.0.1" in url for url in checked[1:])
+
+
+async def test_checked_addresses_are_the_ones_connected_to(sender_factory, receiver_factory) -> None:
+    receiver = receiver_factory()
+    checked: list[str] = []
+    sender = await sender_factory(url_check=checked.append)
+    port = urlsplit(receiver.url).port
+    await sender.enqueue("job_1", f"http://localhost:{port}/hooks", "job.succeeded", JOB)
+    await wait_until(lambda: statuses(sender) == ["delivered"])
+    assert f"http://127.0.0.1:{port}/" in checked and len(receiver.requests) == 1
