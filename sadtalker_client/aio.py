@@ -16,6 +16,7 @@ from .sse import SSEDecoder
 from .wire import (
     DEFAULT_URL,
     SSE_READ_TIMEOUT_S,
+    STREAM_ENDED_MESSAGE,
     JobInputs,
     check,
     headers_for,
@@ -88,14 +89,15 @@ class AsyncClient:
                     yield event
                     if event.job.terminal:
                         return
-            except ConnectionFailed:
-                attempt += 1
-                delay = reconnect_delay_s(attempt)
-                if delay is None:
-                    raise
-                await asyncio.sleep(delay)
-            else:
-                await asyncio.sleep(reconnect_delay_s(1) or 0.0)
+            except ConnectionFailed as e:
+                failure: ConnectionFailed = e
+            else:  # the stream ended before the job (a proxy cut it): resume where it stopped
+                failure = ConnectionFailed(STREAM_ENDED_MESSAGE)
+            attempt += 1  # reset by every event, so only a stream that keeps failing gives up
+            delay = reconnect_delay_s(attempt)
+            if delay is None:
+                raise failure
+            await asyncio.sleep(delay)
 
     async def wait(self, job_id: str, *, on_progress: Callable[[Job], None] | None = None,
                    timeout_s: float | None = None) -> Job:

@@ -15,6 +15,7 @@ from .sse import SSEDecoder
 from .wire import (
     DEFAULT_URL,
     SSE_READ_TIMEOUT_S,
+    STREAM_ENDED_MESSAGE,
     JobInputs,
     check,
     headers_for,
@@ -125,17 +126,18 @@ class Client:
                     yield item
                     if item is not None and item.job.terminal:
                         return
-            except ConnectionFailed:
+            except ConnectionFailed as e:
                 if deadline is not None and time.monotonic() >= deadline:
                     yield None  # a quiet stream, not a broken one: the caller's deadline has passed
                     continue
-                attempt += 1
-                delay = reconnect_delay_s(attempt)
-                if delay is None:
-                    raise
-                time.sleep(delay)
-            else:  # the stream ended early (a proxy cut it): resume where it stopped
-                time.sleep(reconnect_delay_s(1) or 0.0)
+                failure: ConnectionFailed = e
+            else:  # the stream ended before the job (a proxy cut it): resume where it stopped
+                failure = ConnectionFailed(STREAM_ENDED_MESSAGE)
+            attempt += 1  # reset by every event, so only a stream that keeps failing gives up
+            delay = reconnect_delay_s(attempt)
+            if delay is None:
+                raise failure
+            time.sleep(delay)
 
     def _stream_once(self, job_id: str, last_event_id: str | None, read_timeout_s: float
                      ) -> Iterator[JobEvent | None]:

@@ -18,6 +18,7 @@ from .sse import ServerSentEvent
 DEFAULT_URL = "http://127.0.0.1:8888"
 SSE_READ_TIMEOUT_S = 60.0  # the server sends a heartbeat well within this; a silent minute means a dead link
 RECONNECT_DELAYS_S = (0.25, 0.5, 1.0, 2.0, 4.0)  # event stream reconnects before giving up
+STREAM_ENDED_MESSAGE = "the event stream keeps ending before the job does"
 FILE_FIELDS = ("image", "audio", "ref_eyeblink", "ref_pose")
 
 

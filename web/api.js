@@ -83,6 +83,7 @@ const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 export async function followEvents(key, jobId, onJob, signal) {
   const parser = new SSEParser();
   let attempt = 0;
+  let lastError = null;
   while (!signal.aborted) {
     try {
       const headers = { Accept: "text/event-stream" };
@@ -108,10 +109,14 @@ export async function followEvents(key, jobId, onJob, signal) {
     } catch (err) {
       if (signal.aborted) return null;
       if (err instanceof ApiError && err.status >= 400 && err.status < 500) throw err;
-      attempt += 1;
-      if (attempt > RECONNECT_DELAYS_MS.length) throw err;
-      await sleep(RECONNECT_DELAYS_MS[attempt - 1]);
+      lastError = err;
     }
+    // the stream broke or ended before the job did: resume after a pause (attempts reset on every event)
+    attempt += 1;
+    if (attempt > RECONNECT_DELAYS_MS.length) {
+      throw lastError || new ApiError("stream_ended", "The progress stream keeps ending early; reload the page.", 0);
+    }
+    await sleep(RECONNECT_DELAYS_MS[attempt - 1]);
   }
   return null;
 }

@@ -176,3 +176,21 @@ async def test_async_client(server, face_png, speech_wav, tmp_path):
     assert done.status == "succeeded" and done.options["pose_style"] == 5 and "render" in stages
     assert path.stat().st_size == done.result.bytes and [j.id for j in listed] == [job.id]
     assert missing.value.code == "not_found"
+
+
+def test_events_give_up_on_a_stream_that_keeps_ending(monkeypatch):
+    connections: list[str | None] = []
+
+    async def ends_at_once(request: Request) -> StreamingResponse:
+        connections.append(request.headers.get("last-event-id"))
+
+        async def body():
+            yield b"retry: 1000\n\n"
+
+        return StreamingResponse(body(), media_type="text/event-stream")
+
+    monkeypatch.setattr("sadtalker_client.wire.RECONNECT_DELAYS_S", (0.01, 0.01, 0.01))
+    app = Starlette(routes=[Route("/v1/jobs/{job_id}/events", ends_at_once)])
+    with serve_in_thread(app) as url, Client(url, KEY_A) as api, pytest.raises(ConnectionFailed) as failed:
+        list(api.events("job_x"))
+    assert len(connections) == 4 and "keeps ending" in str(failed.value)
