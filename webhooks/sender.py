@@ -237,6 +237,9 @@ class WebhookSender:
             except (sqlite3.Error, OSError) as e:  # e.g. the database locked for too long: try again soon
                 logger.warning("webhook outbox unavailable, retrying in %.0fs: %s", DB_RETRY_S, e)
                 wait_s = DB_RETRY_S
+            except Exception:  # the sender must outlive any one failure, or webhooks stop silently
+                logger.exception("webhook sender loop failed; going on in %.0fs", DB_RETRY_S)
+                wait_s = DB_RETRY_S
             if wait_s > 0:
                 with contextlib.suppress(asyncio.TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), wait_s)
@@ -262,6 +265,8 @@ class WebhookSender:
             await self._deliver_once(delivery)
         except (sqlite3.Error, OSError) as e:  # the lease runs out and the delivery is tried again
             logger.warning("webhook %s: could not record the attempt: %s", delivery.id, e)
+        except Exception:  # same: logged here, retried when the lease runs out
+            logger.exception("webhook %s: attempt failed unexpectedly", delivery.id)
 
     async def _deliver_once(self, delivery: Delivery) -> None:
         started = time.time()
