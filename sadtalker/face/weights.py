@@ -88,7 +88,12 @@ def safetensors_metadata(path: Path) -> dict[str, str]:
     return dict(header.get("__metadata__", {}))
 
 
-def detector_state(flat: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+def flat_state(flat: Mapping[str, torch.Tensor], source: str = "") -> dict[str, torch.Tensor]:
+    """ParseNet: the flat state dict as stored."""
+    return dict(flat)
+
+
+def detector_state(flat: Mapping[str, torch.Tensor], source: str = "") -> dict[str, torch.Tensor]:
     """RetinaFace: flat state dict; a leading `module.` (DataParallel) is removed where present."""
     return {k[len("module."):] if k.startswith("module.") else k: v for k, v in flat.items()}
 
@@ -146,3 +151,18 @@ def build_and_load(make: Callable[[], nn.Module], state: Mapping[str, torch.Tens
     module = make()
     load_strict(module, state, source)
     return module.eval()
+
+
+def find_face_file(checkpoint_dir: Path, name: str) -> Path | None:
+    """`name` in the checkpoint directory or its `gfpgan/weights/` (where SadTalker's script puts them)."""
+    for folder in (Path(checkpoint_dir), Path(checkpoint_dir) / "gfpgan" / "weights"):
+        if (folder / name).is_file():
+            return folder / name
+    return None
+
+
+def load_network(cls, path: Path, select: Callable[[Mapping[str, torch.Tensor], str], dict[str, torch.Tensor]],
+                 device: torch.device) -> nn.Module:
+    """Read an official file, pick the model's state dict with `select`, build `cls` strictly, move it."""
+    source = str(path)
+    return cls.from_state_dict(select(read_flat(path), source), source).to(device)
