@@ -148,6 +148,7 @@ def render_frames(model: SadTalkerModel, source_image: np.ndarray, source_coeff:
                 raise Cancelled(f"rendering canceled after {start} of {total} frames")
             windows = semantic_windows(target, np.arange(start, min(start + batch_size, total)))
             frames, _ = render_float_frames(model, source, windows, preprocess)
-            yield quantize(frames)
+            batch = quantize(frames)  # leaves the device here
             if on_progress is not None:
-                on_progress(min(start + batch_size, total), total)
+                on_progress(start + len(batch), total)
+            yield batch

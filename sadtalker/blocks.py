@@ -37,7 +37,10 @@ class DownBlock3d(nn.Module):
         self.norm = nn.BatchNorm3d(out_features)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.avg_pool3d(F.relu(self.norm(self.conv(x))), kernel_size=(1, 2, 2))
+        x = F.relu(self.norm(self.conv(x)))
+        n, c, d, h, w = x.shape
+        # a (1,2,2) 3-D pool is a 2x2 pool of every depth slice; the 2-D kernel also exists for bfloat16 on CPU
+        return F.avg_pool2d(x.reshape(n, c * d, h, w), kernel_size=2).view(n, c, d, h // 2, w // 2)
 
 
 class UpBlock3d(nn.Module):

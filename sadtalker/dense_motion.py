@@ -36,7 +36,7 @@ class DenseMotionDims:
 
     @classmethod
     def small(cls) -> DenseMotionDims:
-        return cls(block_expansion=4, max_features=128, feature_channel=4)
+        return cls(block_expansion=4, max_features=32, feature_channel=4, compress=1, reshape_depth=2)
 
 
 class Hourglass3d(nn.Module):

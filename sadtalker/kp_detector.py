@@ -35,7 +35,8 @@ class KPDetectorDims:
 
     @classmethod
     def small(cls) -> KPDetectorDims:
-        return cls(block_expansion=4, max_features=128)
+        """Narrow channels and a depth-2 volume; same names and the same 15 keypoints."""
+        return cls(block_expansion=4, max_features=32, reshape_depth=2)
 
 
 class AntiAliasDownsample(nn.Module):
