@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from sadtalker.errors import CheckpointError
-from sadtalker.generator import GeneratorDims, SpectralConv2d, SPADEGenerator
+from sadtalker.generator import GeneratorDims, SPADEGenerator, SpectralConv2d
 from sadtalker.head_pose import HEEstimator, HEEstimatorDims
 from sadtalker.kp_detector import KPDetector, KPDetectorDims
 from sadtalker.mapping import MappingDims, MappingNet
@@ -97,7 +97,7 @@ def test_small_networks_run_with_the_documented_shapes():
         assert out["prediction"].shape == (2, 3, 128, 128)
         assert out["occlusion_map"].shape == (2, 1, 32, 32)
         assert out["mask"].shape == (2, 16, 2, 32, 32)  # N x K+1 x D x H x W
-        assert 0 <= out["prediction"].min() and out["prediction"].max() <= 1  # sigmoid
+        assert out["prediction"].min() >= 0 and out["prediction"].max() <= 1  # sigmoid
         feature, compressed = gen.encode_source(image[:1])
         split = gen.animate(feature, compressed, kp[:1], torch.cat([kp[:1] + 0.05, kp[:1]]))
         torch.testing.assert_close(split["prediction"][0], gen(image[:1], kp[:1], kp[:1] + 0.05)["prediction"][0],
