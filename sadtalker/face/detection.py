@@ -59,7 +59,8 @@ def nms(boxes: np.ndarray, scores: np.ndarray, iou_threshold: float) -> np.ndarr
         w = np.maximum(np.float32(0), np.minimum(x2[i], x2[rest]) - np.maximum(x1[i], x1[rest]))
         h = np.maximum(np.float32(0), np.minimum(y2[i], y2[rest]) - np.maximum(y1[i], y1[rest]))
         inter = w * h
-        iou = inter / (areas[i] + areas[rest] - inter)
+        with np.errstate(invalid="ignore", divide="ignore"):  # inf/degenerate boxes: NaN IoU never suppresses
+            iou = inter / (areas[i] + areas[rest] - inter)
         suppressed[rest[iou > np.float32(iou_threshold)]] = True
     return np.asarray(keep, dtype=np.int64)
 
