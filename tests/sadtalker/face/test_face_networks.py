@@ -144,5 +144,9 @@ def test_warp_is_float_bilinear(rng):
     ideal = _bilinear(img.astype(np.float64), m, 90, 70, np.array([135.0, 133, 132]))
     ours = warp_affine(img, m, (90, 70), (135, 133, 132))
     assert np.abs(ours - ideal).max() <= 0.5 + 1e-3  # float32 arithmetic, rounded once
+    small = img[:12, :16]  # into a big canvas: only the window the image can reach is computed
+    shift = np.float64([[0.9, 0.1, 200.3], [-0.1, 0.9, 150.7]])
+    ideal = _bilinear(small.astype(np.float64), shift, 400, 300, np.zeros(3))
+    assert np.abs(warp_affine(small, shift, (400, 300)) - ideal).max() <= 0.5 + 1e-3
     ones = warp_affine(np.ones((20, 20), np.float32), np.float32([[1, 0, 5], [0, 1, 5]]), (30, 30))
     assert ones.dtype == np.float32 and ones[5:25, 5:25].min() == 1 and ones[:5].max() == 0
