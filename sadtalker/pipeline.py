@@ -132,6 +132,11 @@ class Pipeline:
         from .face import Enhancer, FaceAnalyzer
 
         checkpoint_dir = Path(checkpoint_dir)
+        bad_sizes = [size for size in sizes if size not in SIZES]
+        if bad_sizes or not sizes:
+            raise ValueError(f"sizes must be among {', '.join(map(str, SIZES))}, got {tuple(sizes)}")
+        if device is not None and str(device).startswith("cuda") and not torch.cuda.is_available():
+            raise ValueError(f"device {device!r} requested but CUDA is not available here; use 'cpu'")
         missing = missing_checkpoints(checkpoint_dir, tuple(sizes))
         if missing:
             raise MissingCheckpoints(str(checkpoint_dir), missing)
@@ -151,10 +156,13 @@ class Pipeline:
         return cls(checkpoint_dir, models, analyzer, restorer, enhancer_missing, str(device))
 
     def warm_up(self) -> None:
-        """Run every loaded renderer once on a blank source so the first job does not pay for it."""
+        """Load both mapping nets and run the face detector and every renderer once on a blank image, so the
+        first job does not pay for lazy loading and kernel selection."""
         from .animate import render_frames
 
+        self.analyzer.detect(np.full((256, 256, 3), 128, np.uint8))
         for size, model in self.models.items():
+            model.mapping("full")
             image = np.full((size, size, 3), 128, np.uint8)
             coeffs = np.zeros((2, 70), np.float32)
             for _ in render_frames(model, image, np.zeros(73, np.float32), coeffs, batch_size=2):

@@ -1,5 +1,5 @@
-"""`python -m sadtalker`: astronaut + espeak speech -> playable MP4, with stand-in checkpoints in their
-official file formats; one-line errors and exit codes."""
+"""`python -m sadtalker`: astronaut + espeak speech -> playable MP4 (a real subprocess), with stand-in
+checkpoints in their official file formats; one-line errors and exit codes (in-process `main`)."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from sadtalker.__main__ import main
 from sadtalker.encode import count_frames, ffmpeg_exe, probe
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -39,26 +40,30 @@ def test_generate_writes_a_playable_mp4(small_checkpoints, face_jpg, speech_clip
     assert count_frames(out) == 2 and info.duration_s == pytest.approx(0.08, abs=0.03)
 
 
-def test_photo_without_a_face_is_a_one_line_error(small_checkpoints, noface_png, speech_clip, tmp_path):
-    proc = run_cli("generate", "--image", noface_png, "--audio", speech_clip, "--out", tmp_path / "x.mp4",
-                   "--checkpoint-dir", small_checkpoints, "--quiet")
-    assert proc.returncode == 3
-    errors = [line for line in proc.stderr.splitlines() if line.startswith("sadtalker: error")]
+def test_photo_without_a_face_is_a_one_line_error(small_checkpoints, noface_png, speech_clip, tmp_path, capsys):
+    code = main(["generate", "--image", str(noface_png), "--audio", str(speech_clip), "--out",
+                 str(tmp_path / "x.mp4"), "--checkpoint-dir", str(small_checkpoints), "--quiet"])
+    err = capsys.readouterr().err
+    assert code == 3
+    errors = [line for line in err.splitlines() if line.startswith("sadtalker: error")]
     assert len(errors) == 1 and "[no_face_detected]" in errors[0]
-    assert "Traceback" not in proc.stderr and not (tmp_path / "x.mp4").exists()
+    assert "Traceback" not in err and not (tmp_path / "x.mp4").exists()
 
 
-def test_missing_checkpoints_exit_4_with_the_file_names(tmp_path, face_png, speech_clip):
-    proc = run_cli("generate", "--image", face_png, "--audio", speech_clip, "--out", tmp_path / "x.mp4",
-                   "--checkpoint-dir", tmp_path)
-    assert proc.returncode == 4
-    assert "[models_unavailable]" in proc.stderr and "SadTalker_V0.0.2_256.safetensors" in proc.stderr
-    check = run_cli("check", "--checkpoint-dir", tmp_path, "--size", "256", "512")
-    assert check.returncode == 4 and check.stdout.count("missing:") == 4
+def test_missing_checkpoints_exit_4_with_the_file_names(tmp_path, face_png, speech_clip, capsys):
+    code = main(["generate", "--image", str(face_png), "--audio", str(speech_clip), "--out",
+                 str(tmp_path / "x.mp4"), "--checkpoint-dir", str(tmp_path)])
+    err = capsys.readouterr().err
+    assert code == 4
+    assert "[models_unavailable]" in err and "SadTalker_V0.0.2_256.safetensors" in err
+    assert main(["check", "--checkpoint-dir", str(tmp_path), "--size", "256", "512"]) == 4
+    assert capsys.readouterr().out.count("missing:") == 4
 
 
-def test_bad_arguments_exit_2(tmp_path, face_png, speech_clip):
-    proc = run_cli("generate", "--image", face_png, "--audio", speech_clip, "--out", tmp_path / "x.mp4",
-                   "--pose-style", "99")
-    assert proc.returncode == 2 and "pose_style must be in 0..45" in proc.stderr
-    assert run_cli("generate", "--image", face_png).returncode == 2
+def test_bad_arguments_exit_2(tmp_path, face_png, speech_clip, capsys):
+    code = main(["generate", "--image", str(face_png), "--audio", str(speech_clip), "--out",
+                 str(tmp_path / "x.mp4"), "--pose-style", "99"])
+    assert code == 2 and "pose_style must be in 0..45" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as info:
+        main(["generate", "--image", str(face_png)])
+    assert info.value.code == 2

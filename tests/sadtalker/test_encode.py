@@ -75,7 +75,7 @@ def test_frames_are_streamed_not_written_to_disk(tmp_path, short_speech_wav):
         during = sorted(p.name for p in tmp_path.iterdir())
         encoder.write(frames_for(7, 64, 64))
         encoder.close()
-    assert during == [".s.mp4.partial"]   # the one MP4 being written, no frame images
+    assert set(during) <= {".s.mp4.partial"}   # at most the MP4 being written: no frame images
     assert count_frames(tmp_path / "s.mp4") == 15
 
 
