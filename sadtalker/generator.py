@@ -34,8 +34,9 @@ class GeneratorDims:
 
     @classmethod
     def small(cls) -> GeneratorDims:
-        """Narrow channels and a depth-2 feature volume (same names) so a 256 px frame takes milliseconds."""
-        return cls(block_expansion=8, max_features=8, reshape_channel=4, reshape_depth=2, spade_hidden=16,
+        """Narrow channels, a depth-2 feature volume; same names (block_expansion < encoded width keeps
+        the learned shortcuts of up_0 and up_1)."""
+        return cls(block_expansion=4, max_features=8, reshape_channel=4, reshape_depth=2, spade_hidden=16,
                    motion=DenseMotionDims.small())
 
 
