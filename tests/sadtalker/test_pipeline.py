@@ -247,3 +247,14 @@ def test_warm_up_and_load_arguments(pipeline, small_checkpoints):
     if not torch.cuda.is_available():
         with pytest.raises(ValueError, match="CUDA is not available"):
             Pipeline.load(small_checkpoints, device="cuda")
+
+
+def test_one_shot_generate(small_checkpoints, face_png, tiny_speech, tmp_path):
+    from sadtalker.pipeline import generate
+
+    with pytest.raises(TypeError, match="unknown option"):
+        generate(face_png, tiny_speech, tmp_path / "x.mp4", small_checkpoints, pose=3)
+    result = generate(face_png, tiny_speech, tmp_path / "one.mp4", small_checkpoints, device="cpu", seed=9,
+                      preprocess="resize")
+    assert (result.seed, result.frames, result.width, result.height) == (9, TINY_FRAMES, 256, 256)
+    assert result.video_path.exists()

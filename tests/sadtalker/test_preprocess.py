@@ -106,3 +106,18 @@ def test_grayscale_and_alpha_images_become_rgb(tmp_path):
     Image.fromarray(np.full((64, 64, 4), 90, np.uint8)).save(rgba)
     assert read_image(gray).shape == (64, 64, 3)
     assert read_image(rgba).shape == (64, 64, 3)
+
+
+def test_shrunk_photo_paste_box_is_scaled_back_onto_the_face(golden_i):
+    """Golden case 1 (3000x2000, shrink 2): the full-mode paste box, in original pixels, covers the face."""
+    from sadtalker.crop import paste_box
+    from sadtalker.pasteback import scale_box
+
+    lm = golden_i["case1_lm68"]
+    box = crop_box(lm, (3000, 2000))
+    assert box.shrink == 2 and box.rsize == (1500, 1000)
+    for mode in ("full", "extfull"):
+        x1, y1, x2, y2 = scale_box(paste_box(box, mode), box.shrink)
+        eyes_and_mouth = lm[36:68]
+        assert x1 <= eyes_and_mouth[:, 0].min() and eyes_and_mouth[:, 0].max() <= x2
+        assert y1 <= eyes_and_mouth[:, 1].min() and eyes_and_mouth[:, 1].max() <= y2
