@@ -102,3 +102,18 @@ def test_small_networks_run_with_the_documented_shapes():
         split = gen.animate(feature, compressed, kp[:1], torch.cat([kp[:1] + 0.05, kp[:1]]))
         torch.testing.assert_close(split["prediction"][0], gen(image[:1], kp[:1], kp[:1] + 0.05)["prediction"][0],
                                    rtol=1e-3, atol=1e-3)  # untrained spectral weights amplify float noise
+
+
+
+def test_legacy_head_pose_estimator_runs_and_keeps_the_swapped_outputs():
+    torch.manual_seed(0)
+    net = HEEstimator(HEEstimatorDims.small()).eval()
+    with torch.no_grad():
+        net.fc_roll.weight.zero_()
+        net.fc_roll.bias.copy_(torch.arange(66.0))
+    with torch.inference_mode():
+        out = net(torch.rand(1, 3, 64, 64))
+    assert {k: tuple(v.shape) for k, v in out.items()} == {
+        "yaw": (1, 66), "pitch": (1, 66), "roll": (1, 66), "t": (1, 3), "exp": (1, 45)}
+    torch.testing.assert_close(out["yaw"][0], torch.arange(66.0))  # fc_roll is reported as "yaw" (reference quirk)
+    assert not torch.equal(out["roll"][0], torch.arange(66.0))
