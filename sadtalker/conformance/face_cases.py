@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from sadtalker.face.analyzer import Face
+from sadtalker.face.constants import FACE_TEMPLATE_512
 from sadtalker.face.detection import decode_boxes, decode_landmarks, prior_boxes, select, to_input
 from sadtalker.face.enhancer import Enhancer, usable_landmarks
 from sadtalker.face.fan import FAN
@@ -253,8 +254,6 @@ def _similarity_lstsq(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
 
 
 def pasteback(arrays: dict, ctx: CaseContext) -> list[Result]:
-    from sadtalker.face.constants import FACE_TEMPLATE_512
-
     frame = arrays["frame_bgr"]
     upscale = arrays["out_parse"].shape[0] // frame.shape[0]
     out_hw = arrays["out_parse"].shape[:2]
@@ -297,7 +296,7 @@ def enhance_flow(arrays: dict, ctx: CaseContext) -> list[Result]:
     result = enhancer.run(frame_bgr[None], [usable_landmarks(faces)])[0]
     rows = [compare("landmarks5_used", np.stack(result.landmarks5), arrays["landmarks5_used"], EXACT),
             compare("affine (LMEDS; OpenCV 4 vs 5)", np.stack(result.affines), arrays["affine"], AFFINE),
-            compare("inverse_affine_scaled_offset (from our affine)", np.stack(result.inverses),
+            compare("inverse_affine_scaled_offset (our affine)", np.stack(result.inverses),
                     arrays["inverse_affine_scaled_offset"], Tolerance("abs", 2e-3)),
             compare("cropped_bgr (our affine)", np.stack(result.crops), arrays["cropped_bgr"], UINT8),
             compare("restored_bgr", np.stack(result.restored), arrays["restored_bgr"], UINT8),

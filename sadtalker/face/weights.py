@@ -161,7 +161,7 @@ def find_face_file(checkpoint_dir: Path, name: str) -> Path | None:
     return None
 
 
-def load_network(cls, path: Path, select: Callable[[Mapping[str, torch.Tensor], str], dict[str, torch.Tensor]],
+def load_network(cls: type, path: Path, select: Callable[[Mapping[str, torch.Tensor], str], dict[str, torch.Tensor]],
                  device: torch.device) -> nn.Module:
     """Read an official file, pick the model's state dict with `select`, build `cls` strictly, move it."""
     source = str(path)
