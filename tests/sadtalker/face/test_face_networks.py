@@ -150,3 +150,21 @@ def test_warp_is_float_bilinear(rng):
     assert np.abs(warp_affine(small, shift, (400, 300)) - ideal).max() <= 0.5 + 1e-3
     ones = warp_affine(np.ones((20, 20), np.float32), np.float32([[1, 0, 5], [0, 1, 5]]), (30, 30))
     assert ones.dtype == np.float32 and ones[5:25, 5:25].min() == 1 and ones[:5].max() == 0
+
+
+@pytest.mark.slow
+def test_enhance_flow_matches_the_reference(golden, stand_in):
+    """GFPGANer.enhance on the golden frame: injected detections, stored noise, both faces in one forward."""
+    from sadtalker.face import Enhancer, Face
+    from sadtalker.face.enhancer import usable_landmarks
+
+    g = golden("h_enhance_flow")
+    gfpgan = GFPGANv1Clean.from_state_dict(gfpgan_state(stand_in("GFPGANv1.4.pth.json"), "g"), "g").eval()
+    parsenet = ParseNet.from_state_dict(stand_in("parsing_parsenet.pth.json"), "parse").eval()
+    enhancer = Enhancer(gfpgan, parsenet, None, noise="stored")
+    faces = [Face(tuple(r[:4]), float(r[4]), r[5:15].reshape(5, 2)) for r in g["injected_dets"]]
+    landmarks = usable_landmarks(faces)  # the third face's eyes are 2.2 px apart: skipped
+    np.testing.assert_array_equal(np.stack(landmarks), g["landmarks5_used"])
+    result = enhancer.run(np.ascontiguousarray(g["frame_rgb"][None, ..., ::-1]), [landmarks])[0]
+    diff = np.abs(result.out_bgr[..., ::-1].astype(int) - g["out_rgb"])
+    assert diff.max() <= 1 and (diff > 0).mean() <= 0.001
