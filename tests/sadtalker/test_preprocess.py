@@ -121,3 +121,19 @@ def test_shrunk_photo_paste_box_is_scaled_back_onto_the_face(golden_i):
         eyes_and_mouth = lm[36:68]
         assert x1 <= eyes_and_mouth[:, 0].min() and eyes_and_mouth[:, 0].max() <= x2
         assert y1 <= eyes_and_mouth[:, 1].min() and eyes_and_mouth[:, 1].max() <= y2
+
+
+def test_official_detector_gets_the_reference_channel_swap(tmp_path, reference_dir, face_png):
+    """With the RetinaFace files present, the cropping pass hands the photo over as the reference does (RGB
+    taken as BGR). Stand-in weights detect noise, but noise that depends on the channel order."""
+    from sadtalker.face import FaceAnalyzer
+    from sadtalker.face.standin import write_face_standins
+    from sadtalker.preprocess import detect_for_crop, largest_face
+
+    write_face_standins(tmp_path / "gfpgan" / "weights", reference_dir, small=True)
+    analyzer = FaceAnalyzer.load(tmp_path, device="cpu")
+    assert analyzer.backend == "retinaface+fan"
+    rgb = read_image(face_png)[:256, 128:384]   # smaller image: fewer stand-in detections to sort
+    swapped, plain = analyzer.detect(rgb, rgb_as_bgr=True), analyzer.detect(rgb)
+    assert [f.box for f in swapped] != [f.box for f in plain]
+    assert detect_for_crop(analyzer, rgb).box == largest_face(swapped).box
