@@ -141,6 +141,8 @@ class Pipeline:
         if missing:
             raise MissingCheckpoints(str(checkpoint_dir), missing)
         device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+        if half and not str(device).startswith("cuda"):
+            raise ValueError("half precision needs a CUDA device; leave it off on the CPU")
         dtype = torch.float16 if half else torch.float32
         models = {size: load_model(checkpoint_dir, size, device=device, dtype=dtype) for size in sizes}
         analyzer = FaceAnalyzer.load(checkpoint_dir, device=device)

@@ -246,6 +246,8 @@ def test_warm_up_and_load_arguments(pipeline, small_checkpoints):
     assert pipeline.device == "cpu"
     with pytest.raises(ValueError, match="sizes must be among"):
         Pipeline.load(small_checkpoints, sizes=(300,))
+    with pytest.raises(ValueError, match="half precision needs a CUDA device"):
+        Pipeline.load(small_checkpoints, device="cpu", half=True)
     if not torch.cuda.is_available():
         with pytest.raises(ValueError, match="CUDA is not available"):
             Pipeline.load(small_checkpoints, device="cuda")
