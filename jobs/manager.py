@@ -125,10 +125,12 @@ class JobManager:
         self._closing = True
         async with self._wakeup:
             self._wakeup.notify_all()
-        running = [run.future for run in self._active.values() if run.future is not None]
-        if running:
-            log.info("waiting up to %.0f s for %d running job(s)", self.config.shutdown_grace_s, len(running))
-            await asyncio.wait(running, timeout=self.config.shutdown_grace_s or None)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.config.shutdown_grace_s
+        if self._active:
+            log.info("waiting up to %.0f s for %d running job(s)", self.config.shutdown_grace_s, len(self._active))
+        while self._active and loop.time() < deadline:  # a run leaves _active once published and recorded
+            await asyncio.sleep(0.05)
         for job_id, run in list(self._active.items()):
             run.request_stop("shutdown")
             job = self._jobs.get(job_id)
@@ -275,12 +277,12 @@ class JobManager:
         job.touch()
         self.store.save(job)
         self._jobs.pop(job.id, None)
-        await asyncio.to_thread(shutil.rmtree, self.input_dir(job.id), True)
         log.info("job %s %s%s", job.id, status.value, f" ({error['code']})" if error else "",
                  extra={"job_id": job.id})
-        self.notify(job)
         if self.hooks.on_finish is not None:
             self.hooks.on_finish(job)
+        self.notify(job)
+        await asyncio.to_thread(shutil.rmtree, self.input_dir(job.id), True)
         await self.emit(f"job.{status.value}", job)
 
     def notify(self, job: Job) -> None:
