@@ -263,11 +263,18 @@ class JobManager:
         shutil.rmtree(self.input_dir(job.id), ignore_errors=True)
         if job.id not in self._active:
             shutil.rmtree(self.render_dir(job.id), ignore_errors=True)
-        if self.hooks.discard is not None:
-            try:
-                self.hooks.discard(job)
-            except Exception as e:  # the record is gone either way; a stray object is only logged
-                log.warning("job %s: could not discard its stored video: %s", job.id, e)
+        discard = self.hooks.discard or self._discard_local
+        try:
+            discard(job)
+        except Exception as e:  # the record is gone either way; a stray object is only logged
+            log.warning("job %s: could not discard its stored video: %s", job.id, e)
+
+    def _discard_local(self, job: Job) -> None:
+        """Without a storage hook, videos live in <work dir>/videos (see JobRunner._keep_locally)."""
+        if job.result and job.result.get("key"):
+            path = Path(job.result["key"])
+            if path.parent == self.config.work_dir / "videos":
+                path.unlink(missing_ok=True)
 
     # --- state changes (also used by the runner)
     async def finish(self, job: Job, status: JobStatus, error: dict[str, str] | None = None) -> None:

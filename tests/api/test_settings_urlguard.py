@@ -1,0 +1,68 @@
+"""Settings validation at start-up and the URL guard's address rules."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+from pydantic import ValidationError
+
+import urlguard
+from settings import Settings
+from tests.support.files import serve_files
+
+
+def test_env_names_of_the_description_are_read(monkeypatch, tmp_path):
+    monkeypatch.setenv("API_KEYS", "key-one-123456,key-two-123456")
+    monkeypatch.setenv("SADTALKER_OUTPUT_DIR", str(tmp_path))
+    monkeypatch.setenv("STORAGE_PROVIDER", "S3")
+    monkeypatch.setenv("S3_BUCKET", "videos")
+    monkeypatch.setenv("SADTALKER_MAX_QUEUE", "7")
+    monkeypatch.setenv("API_PUBLIC_BASE_URL", "https://pods.example.com/")
+    settings = Settings()
+    assert settings.keys == ["key-one-123456", "key-two-123456"]
+    assert settings.db_path == tmp_path / "jobs.sqlite3" and settings.sadtalker_max_queue == 7
+    assert settings.storage_provider == "s3" and settings.storage_options()["bucket"] == "videos"
+    assert settings.api_public_base_url == "https://pods.example.com"
+    assert "key-one" not in repr(settings)
+
+
+@pytest.mark.parametrize("field, value", [
+    ("api_keys", "changeme"), ("storage_provider", "dropbox"), ("api_log_level", "LOUD"),
+    ("sadtalker_device", "tpu"), ("api_public_base_url", "ftp://x"), ("sadtalker_max_queue", "0"),
+    ("webhook_secret", "plain-secret"), ("sadtalker_preload_sizes", "128"),
+])
+def test_unsafe_or_invalid_values_are_refused(field, value):
+    with pytest.raises(ValidationError):
+        Settings(_env_file=None, **{field: value})
+
+
+@pytest.mark.parametrize("url", ["http://127.0.0.1/x", "http://localhost/x", "http://10.0.0.1/", "http://[::1]/",
+                                 "http://169.254.169.254/latest", "http://[fd00:ec2::254]/", "http://0.0.0.0/",
+                                 "http://224.0.0.1/", "http://[::ffff:127.0.0.1]/", "file:///etc/passwd",
+                                 "http://user:pw@example.com/"])
+def test_check_url_refuses_non_public_targets(url):
+    with pytest.raises(urlguard.BlockedURL):
+        urlguard.check_url(url)
+
+
+def test_allow_private_still_refuses_metadata():
+    urlguard.check_url("http://127.0.0.1:8080/x", allow_private=True)
+    with pytest.raises(urlguard.BlockedURL):
+        urlguard.check_url("http://169.254.169.254/", allow_private=True)
+
+
+async def test_fetch_follows_redirects_with_checks_and_caps(tmp_path, face_jpg):
+    async with serve_files({"face.jpg": face_jpg}) as base, httpx.AsyncClient() as client:
+        dest = tmp_path / "got"
+        size = await urlguard.fetch_to_file(client, f"{base}/redirect-a?to={base}/face.jpg", dest,
+                                            max_bytes=10**7, timeout_s=5, allow_private=True)
+        assert size == face_jpg.stat().st_size and dest.read_bytes() == face_jpg.read_bytes()
+        with pytest.raises(urlguard.FetchFailed, match="redirects"):
+            await urlguard.fetch_to_file(client, f"{base}/redirect-a?to={base}/redirect-b", dest, max_bytes=10,
+                                         timeout_s=5, allow_private=True, max_redirects=0)
+        with pytest.raises(urlguard.TooLarge):
+            await urlguard.fetch_to_file(client, f"{base}/endless", dest, max_bytes=10**6, timeout_s=5,
+                                         allow_private=True)
+        assert not dest.exists()
+        with pytest.raises(urlguard.BlockedURL):
+            await urlguard.fetch_to_file(client, f"{base}/face.jpg", dest, max_bytes=10**7, timeout_s=5)

@@ -1,0 +1,119 @@
+"""The job manager on its own: watch(), progress, durability of records, retention, recovery rules."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+
+import pytest
+
+from jobs import Job, JobManager, JobStatus, JobStore, ManagerConfig, NewJob, WorkerPool
+from jobs.errors import QueueFull
+from jobs.models import stage_percent
+from tests.support.fake_renderer import FakeFactory
+
+
+@pytest.fixture
+def factory() -> FakeFactory:
+    return FakeFactory()
+
+
+async def _manager(tmp_path: Path, factory: FakeFactory, **config) -> JobManager:
+    store = JobStore(tmp_path / "jobs.sqlite3")
+    manager = JobManager(store, WorkerPool(factory, ["cpu"]), ManagerConfig(work_dir=tmp_path, **config))
+    await manager.start()
+    await manager.pool.workers[0].loaded.wait()
+    return manager
+
+
+async def _submit(manager: JobManager, speech: Path, face: Path, owner: str = "o1") -> Job:
+    job_id = manager.new_id()
+    inputs = manager.input_dir(job_id)
+    inputs.mkdir(parents=True)
+    (inputs / "image.upload").write_bytes(face.read_bytes())
+    (inputs / "audio.upload").write_bytes(speech.read_bytes())
+    job, _ = await manager.submit(NewJob(id=job_id, owner=owner, options={"batch_size": 2, "size": 256},
+                                         inputs={"image": str(inputs / "image.upload"),
+                                                 "audio": str(inputs / "audio.upload")}))
+    return job
+
+
+async def test_watch_yields_every_change_until_terminal(tmp_path, factory, face_jpg, short_speech_wav):
+    factory.script.batch_s = 0.01
+    manager = await _manager(tmp_path, factory)
+    try:
+        job = await _submit(manager, short_speech_wav, face_jpg)
+        seen = [snapshot async for snapshot in manager.watch(job.id)]
+        assert seen[-1]["status"] == "succeeded" and seen[-1]["progress"]["percent"] == 100.0
+        percents = [s["progress"]["percent"] for s in seen]
+        assert percents == sorted(percents) and len(seen) >= 3
+        stages = [s["progress"]["stage"] for s in seen if s["progress"]["stage"]]
+        assert stages.index("render") < stages.index("encode") < stages.index("upload")
+        etas = [s["progress"]["eta_s"] for s in seen if s["progress"]["frames_total"]]
+        assert etas and all(eta is not None and eta >= 0 for eta in etas)
+        assert [s async for s in manager.watch(job.id)][-1]["status"] == "succeeded"  # already finished: one item
+    finally:
+        await manager.close()
+
+
+async def test_records_survive_a_restart_and_retention_removes_old_ones(tmp_path, factory, face_jpg,
+                                                                        short_speech_wav):
+    manager = await _manager(tmp_path, factory)
+    job = await _submit(manager, short_speech_wav, face_jpg)
+    async for _ in manager.watch(job.id):
+        pass
+    video = Path(manager.get(job.id).result["key"])
+    assert video.is_file() and not manager.input_dir(job.id).exists()
+    await manager.close()
+
+    manager = await _manager(tmp_path, factory, retention_s=3600)
+    try:
+        again = manager.get(job.id)
+        assert again.status is JobStatus.SUCCEEDED and again.result["frames"] == 20
+        assert await manager.purge_expired() == 0
+        again.finished_at = time.time() - 7200
+        manager.store.save(again)
+        assert await manager.purge_expired() == 1
+        assert manager.store.get(job.id) is None and not video.exists()
+    finally:
+        await manager.close()
+
+
+async def test_recovery_rules(tmp_path, factory):
+    store = JobStore(tmp_path / "jobs.sqlite3")
+    for job_id, status, attempts in (("job_q", JobStatus.QUEUED, 0), ("job_r1", JobStatus.RUNNING, 1),
+                                     ("job_r2", JobStatus.RUNNING, 2)):
+        store.save(Job(id=job_id, owner="o", options={}, inputs={"image": "/nope", "audio": "/nope"},
+                       status=status, attempts=attempts))
+    store.close()
+    factory.hold.clear()  # nothing runs: the recovered state is what the test reads
+    manager = await _manager(tmp_path, factory, max_queue=1)
+    try:
+        assert manager.get("job_r2").status is JobStatus.FAILED
+        assert manager.get("job_r2").error["code"] == "interrupted"
+        assert manager.get("job_r1").attempts == 1 and manager.get("job_r1").status is not JobStatus.FAILED
+        with pytest.raises(QueueFull):
+            manager.check_accepting()
+    finally:
+        factory.hold.set()
+        await manager.close()
+
+
+def test_stage_percent_is_monotonic_over_stages():
+    points = [stage_percent(stage, done, 4) for stage in ("preprocess", "audio_to_coeff", "render", "enhance",
+                                                          "encode", "upload") for done in range(5)]
+    assert points == sorted(points) and points[0] == 0 and points[-1] == 100
+
+
+async def test_a_renderer_that_fails_to_load_makes_submissions_fail_fast(tmp_path, factory):
+    factory.script.load_error = "no checkpoints"
+    manager = await _manager(tmp_path, factory)
+    try:
+        assert manager.pool.state == "failed"
+        with pytest.raises(Exception) as caught:
+            manager.check_accepting()
+        assert caught.value.code == "models_unavailable" and "no checkpoints" in str(caught.value)
+        assert not manager.workers_alive() or await asyncio.sleep(0.05) is None
+    finally:
+        await manager.close()
