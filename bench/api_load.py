@@ -1,0 +1,165 @@
+"""API overhead benchmark: submit and poll throughput and latency against a renderer that returns at once.
+
+Starts the real app under uvicorn in a child process on a loopback port (instant renderer: it copies one
+pre-encoded MP4), then submits --jobs jobs from --concurrency clients (multipart upload of a PNG and a 1 s
+WAV, each checked by content as in production), polls each to completion, and prints a table.
+
+    .venv/bin/python bench/api_load.py --jobs 200 --concurrency 8
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import io
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import wave
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+KEY = "bench-key-0123456789"
+
+
+class InstantRenderer:
+    """Reports every stage and copies a ready MP4: what is left is the service's own cost."""
+
+    def __init__(self, template: Path):
+        self.template = template
+
+    def render(self, request, progress, should_cancel):
+        from jobs import RenderResult
+
+        for stage in ("preprocess", "audio_to_coeff", "render", "encode"):
+            progress(stage, 1, 1)
+        shutil.copyfile(self.template, request.output_path)
+        return RenderResult(request.output_path, 1.0, 25, 256, 256, {"face_detector": "none"})
+
+
+def _template(dest: Path) -> Path:
+    import imageio_ffmpeg
+
+    subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-v", "error", "-y", "-f", "lavfi", "-i",
+                    "color=c=gray:size=256x256:rate=25", "-f", "lavfi", "-i", "sine=frequency=440:duration=1",
+                    "-t", "1", "-c:v", "libx264", "-pix_fmt", "yuv420p", "-c:a", "aac", str(dest)], check=True)
+    return dest
+
+
+def serve(port: int, work: Path) -> None:
+    import uvicorn
+
+    from api_app import create_app
+    from settings import Settings
+
+    template = _template(work / "template.mp4")
+    settings = Settings(_env_file=None, api_keys=KEY, sadtalker_output_dir=work / "out", sadtalker_device="cpu",
+                        sadtalker_max_queue=10_000, sadtalker_retention_hours=0, api_log_level="WARNING")
+    app = create_app(settings, renderer_factory=lambda device: InstantRenderer(template))
+    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
+
+
+def _inputs() -> tuple[bytes, bytes]:
+    import numpy as np
+    from PIL import Image
+
+    png = io.BytesIO()
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (256, 256, 3), np.uint8)).save(png, "PNG")
+    wav = io.BytesIO()
+    with wave.open(wav, "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(16000)
+        tone = (np.sin(np.arange(16000) * 2 * np.pi * 220 / 16000) * 8000).astype("<i2")
+        out.writeframes(tone.tobytes())
+    return png.getvalue(), wav.getvalue()
+
+
+async def _client_loop(client, queue: asyncio.Queue, files: dict, stats: dict) -> None:
+    while not queue.empty():
+        queue.get_nowait()
+        t0 = time.perf_counter()
+        response = await client.post("/v1/jobs", files=files)
+        stats["submit"].append(time.perf_counter() - t0)
+        response.raise_for_status()
+        job_id = response.json()["id"]
+        while True:
+            t1 = time.perf_counter()
+            job = (await client.get(f"/v1/jobs/{job_id}")).json()
+            stats["poll"].append(time.perf_counter() - t1)
+            if job["status"] in ("succeeded", "failed", "canceled"):
+                break
+            await asyncio.sleep(0.005)
+        stats["end_to_end"].append(time.perf_counter() - t0)
+        stats["failed"] += job["status"] != "succeeded"
+
+
+async def run(url: str, jobs: int, concurrency: int) -> dict:
+    import httpx
+
+    image, audio = _inputs()
+    files = {"image": ("face.png", image, "image/png"), "audio": ("speech.wav", audio, "audio/wav")}
+    stats: dict = {"submit": [], "poll": [], "end_to_end": [], "failed": 0}
+    queue: asyncio.Queue = asyncio.Queue()
+    for i in range(jobs):
+        queue.put_nowait(i)
+    async with httpx.AsyncClient(base_url=url, headers={"X-API-Key": KEY}, timeout=60) as client:
+        t0 = time.perf_counter()
+        await asyncio.gather(*(_client_loop(client, queue, files, stats) for _ in range(concurrency)))
+        stats["wall_s"] = time.perf_counter() - t0
+    return stats
+
+
+def _row(name: str, samples: list[float]) -> str:
+    ms = sorted(s * 1000 for s in samples)
+    pct = lambda q: ms[min(len(ms) - 1, int(q * len(ms)))]  # noqa: E731
+    return (f"| {name:<12} | {len(ms):>6} | {statistics.mean(ms):>8.1f} | {pct(0.5):>8.1f} | {pct(0.95):>8.1f} "
+            f"| {pct(0.99):>8.1f} | {ms[-1]:>8.1f} |")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--jobs", type=int, default=200)
+    parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument("--serve", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--work", type=Path, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.serve:
+        serve(args.serve, args.work)
+        return
+    import httpx
+
+    from tests.support.app import free_port
+
+    port, work = free_port(), Path(tempfile.mkdtemp(prefix="api-load-"))
+    server = subprocess.Popen([sys.executable, __file__, "--serve", str(port), "--work", str(work)],
+                              env={**os.environ, "PYTHONPATH": str(ROOT)})
+    try:
+        url = f"http://127.0.0.1:{port}"
+        for _ in range(300):
+            try:
+                if httpx.get(url + "/readyz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.1)
+        stats = asyncio.run(run(url, args.jobs, args.concurrency))
+    finally:
+        server.terminate()
+        server.wait(30)
+        shutil.rmtree(work, ignore_errors=True)
+    print(f"\n{args.jobs} jobs, {args.concurrency} concurrent clients, instant renderer, loopback HTTP\n")
+    print("| what         |      n | mean ms  |  p50 ms  |  p95 ms  |  p99 ms  |  max ms  |")
+    print("|--------------|--------|----------|----------|----------|----------|----------|")
+    for name in ("submit", "poll", "end_to_end"):
+        print(_row(name, stats[name]))
+    print(f"\nthroughput: {args.jobs / stats['wall_s']:.1f} jobs/s submitted and finished; failed: {stats['failed']}")
+
+
+if __name__ == "__main__":
+    main()
