@@ -33,6 +33,12 @@ class InvalidImage(SadTalkerError):
     code = "invalid_image"
 
 
+class InvalidVideo(InvalidImage):
+    """A reference video that cannot be decoded or holds no frames."""
+
+    code = "invalid_video"
+
+
 class InvalidAudio(SadTalkerError):
     code = "invalid_audio"
 

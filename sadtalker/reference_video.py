@@ -18,7 +18,7 @@ import numpy as np
 
 from .align import align_face, five_points, flip_y
 from .crop import apply_crop, crop_box
-from .errors import InvalidImage, NoFaceDetected
+from .errors import InvalidVideo, NoFaceDetected
 from .preprocess import coeff_from_aligned, detect_for_crop, landmarks_in_crop
 
 if TYPE_CHECKING:
@@ -29,12 +29,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 RECON_BATCH = 8   # aligned crops per 3DMM forward pass
-
-
-class InvalidVideo(InvalidImage):
-    """A reference video that cannot be decoded or holds no frames."""
-
-    code = "invalid_video"
 
 
 def read_frames(path: Path, max_frames: int) -> Iterator[np.ndarray]:
