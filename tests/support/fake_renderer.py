@@ -49,6 +49,7 @@ class FakeFactory:
     devices: list[str] = field(default_factory=list)
     started: list[str] = field(default_factory=list)  # job ids, in start order
     canceled: list[str] = field(default_factory=list)
+    requests: list[RenderRequest] = field(default_factory=list)  # every render request, in order
     _template: Path | None = None
 
     def __post_init__(self) -> None:
@@ -108,6 +109,7 @@ class FakeRenderer:
             raise FakeRenderError("canceled", "generation canceled")
 
     def render(self, request: RenderRequest, progress, should_cancel) -> RenderResult:
+        self.factory.requests.append(request)
         self.factory.started.append(request.job_id)
         try:
             return self._render(request, progress, should_cancel)
