@@ -204,9 +204,15 @@ class InputReader:
             await self._check_webhook(parsed.body.webhook_url)
         files = {name: upload.path for name, upload in parsed.uploads.items()}
         fetches = {name: getattr(parsed.body, f"{name}_url") for name in MEDIA_FIELDS}
-        fetched = await asyncio.gather(*(
-            self._fetch(url, dest_dir / f"{name}.download", name) for name, url in fetches.items() if url
-        ))
+        tasks = [asyncio.create_task(self._fetch(url, dest_dir / f"{name}.download", name))
+                 for name, url in fetches.items() if url]
+        try:
+            fetched = await asyncio.gather(*tasks)
+        except BaseException:  # one fetch failed: stop the others before the caller removes dest_dir
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            raise
         files.update({path.stem: path for path in fetched})
         return await self.check_media(files)
 
