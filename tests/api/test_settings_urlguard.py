@@ -66,3 +66,15 @@ async def test_fetch_follows_redirects_with_checks_and_caps(tmp_path, face_jpg):
         assert not dest.exists()
         with pytest.raises(urlguard.BlockedURL):
             await urlguard.fetch_to_file(client, f"{base}/face.jpg", dest, max_bytes=10**7, timeout_s=5)
+
+
+def test_devices_per_worker():
+    from api.renderer import resolve_devices
+
+    assert resolve_devices("cpu", 0) == ["cpu"]
+    assert resolve_devices("cuda:0,cuda:1", 0) == ["cuda:0", "cuda:1"]
+    assert resolve_devices("cuda:0,cuda:1", 3) == ["cuda:0", "cuda:1", "cuda:0"]
+    import torch
+
+    expected = [f"cuda:{i}" for i in range(torch.cuda.device_count())] or ["cpu"]
+    assert resolve_devices("auto", 0) == expected
