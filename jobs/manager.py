@@ -256,10 +256,11 @@ class JobManager:
             self.notify(job)
         self._jobs.pop(job_id, None)
         self.store.delete(job_id)
-        await asyncio.to_thread(self._remove_files, job)
+        await asyncio.to_thread(self.remove_files, job)
         log.info("job %s deleted", job_id, extra={"job_id": job_id})
 
-    def _remove_files(self, job: Job) -> None:
+    def remove_files(self, job: Job) -> None:
+        """Deletes the job's inputs, render folder (unless it is rendering) and stored video."""
         shutil.rmtree(self.input_dir(job.id), ignore_errors=True)
         if job.id not in self._active:
             shutil.rmtree(self.render_dir(job.id), ignore_errors=True)
@@ -363,7 +364,7 @@ class JobManager:
         expired = self.store.finished_before(cutoff)
         for job in expired:
             self.store.delete(job.id)
-            await asyncio.to_thread(self._remove_files, job)
+            await asyncio.to_thread(self.remove_files, job)
         self.store.forget_keys_before(time.time() - self.config.idempotency_ttl_s)
         if expired:
             log.info("retention: removed %d job(s) finished before the last %.1f h", len(expired),

@@ -67,6 +67,8 @@ class JobRunner:
             await asyncio.wait([run.future])  # the thread must be free before this worker takes another job
         manager.track(job, None)
         await asyncio.to_thread(shutil.rmtree, manager.render_dir(job.id), True)
+        if run.reason == "deleted":  # deleted while rendering or publishing: nothing of it may stay behind
+            await asyncio.to_thread(manager.remove_files, job)
         manager.avg_run_s = 0.8 * manager.avg_run_s + 0.2 * (time.monotonic() - started)
 
     async def _mark_running(self, job: Job, run: ActiveRun) -> None:

@@ -85,3 +85,21 @@ async def test_models_unavailable_and_readyz(tmp_path, factory, face_jpg, short_
         submit = await client.post("/v1/jobs", files=_files(face_jpg, short_speech_wav))
         assert submit.status_code == 503 and submit.json()["error"]["code"] == "models_unavailable"
         assert (await client.get("/healthz")).status_code == 200
+
+
+async def test_deleting_a_running_job_stops_it_and_leaves_nothing(settings, factory, face_jpg, short_speech_wav):
+    factory.hold.clear()
+    async with running_app(settings, factory) as (app, client):
+        files = _files(face_jpg, short_speech_wav)
+        job = (await client.post("/v1/jobs", files=files)).json()
+        await asyncio.to_thread(factory.wait_started, job["id"])
+        assert (await client.delete(f"/v1/jobs/{job['id']}")).status_code == 204
+        assert (await client.get(f"/v1/jobs/{job['id']}")).status_code == 404
+        nxt = (await client.post("/v1/jobs", files=files)).json()
+        factory.hold.set()
+        assert (await wait_status(client, nxt["id"], ("succeeded", "failed")))["status"] == "succeeded"
+        manager = app.state.services.manager
+        assert factory.canceled == [job["id"]]
+        assert not manager.input_dir(job["id"]).exists() and not manager.render_dir(job["id"]).exists()
+        videos = settings.sadtalker_output_dir / "videos"
+        assert sorted(p.name for p in videos.iterdir()) == [f"{nxt['id']}.mp4"]
