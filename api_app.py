@@ -182,3 +182,10 @@ def install_error_handlers(app: FastAPI) -> None:
     async def http_error(_: Request, e: StarletteHTTPException) -> JSONResponse:
         code = HTTP_CODES.get(e.status_code, "http_error")
         return JSONResponse(error_body(code, str(e.detail)), status_code=e.status_code, headers=e.headers)
+
+
+def __getattr__(name: str) -> Any:
+    """`uvicorn api_app:app` (the original description's command) builds the app on first access only."""
+    if name == "app":
+        return create_app()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -30,10 +30,20 @@ class PipelineRenderer:
         from sadtalker.pipeline import GenerateOptions
 
         options = GenerateOptions(**{name: request.options[name] for name in OPTION_NAMES if name in request.options})
-        result = self.pipeline.generate(request.image_path, request.audio_path, request.output_path, options,
-                                        progress=progress, should_cancel=should_cancel)
+        try:
+            result = self.pipeline.generate(request.image_path, request.audio_path, request.output_path, options,
+                                            progress=progress, should_cancel=should_cancel)
+        except BaseException:
+            self._release_cached_memory()  # a canceled or failed job hands its GPU memory back at once
+            raise
         return RenderResult(result.video_path, result.duration_s, result.frames, result.width, result.height,
                             {"face_detector": result.face_detector, "seed": result.seed})
+
+    def _release_cached_memory(self) -> None:
+        if str(self.pipeline.device).startswith("cuda"):
+            import torch
+
+            torch.cuda.empty_cache()
 
     def check_face(self, image_path: Path) -> dict[str, Any]:
         info = self.pipeline.find_face(image_path)
