@@ -81,3 +81,22 @@ async def test_delete_removes_record_and_files(settings, factory, face_png, spee
         assert not services.manager.input_dir(job["id"]).exists()
         gone = await client.get(f"/v1/jobs/{job['id']}")
         assert gone.status_code == 404 and gone.json()["error"]["code"] == "not_found"
+
+
+async def test_the_api_answers_while_a_job_renders(settings, factory, face_jpg, short_speech_wav):
+    import asyncio
+    import time
+
+    factory.script.batch_s = 0.25  # a blocking sleep per batch in the worker thread: about 2.5 s of "GPU" work
+    async with running_app(settings, factory) as (_, client):
+        job = (await client.post("/v1/jobs", files={"image": ("a.jpg", face_jpg.read_bytes()),
+                                                    "audio": ("a.wav", short_speech_wav.read_bytes())})).json()
+        await asyncio.to_thread(factory.wait_started, job["id"])
+        latencies = []
+        for _ in range(10):
+            t0 = time.perf_counter()
+            assert (await client.get(f"/v1/jobs/{job['id']}")).json()["status"] == "running"
+            latencies.append(time.perf_counter() - t0)
+            await asyncio.sleep(0.05)
+        assert max(latencies) < 0.2, latencies
+        assert (await wait_status(client, job["id"], ("succeeded",)))["status"] == "succeeded"
