@@ -15,6 +15,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import parse_qsl
 
 import httpx
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -162,10 +163,13 @@ class InputReader:
             fields, uploads = await MultipartReader(dest_dir, limits).read(request)
             values = _form_values(fields)
         elif content_type == "application/json":
-            values, uploads = await self._json_body(request, declared), {}
+            values, uploads = self._json_object(await self._small_body(request, declared)), {}
+        elif content_type == "application/x-www-form-urlencoded":  # URL inputs from plain HTML forms
+            pairs = parse_qsl((await self._small_body(request, declared)).decode("utf-8", "replace"))
+            values, uploads = _form_values(dict(pairs)), {}
         else:
-            raise ApiError("unsupported_media_type",
-                           f"send multipart/form-data or application/json, not {content_type or 'no content type'}")
+            raise ApiError("unsupported_media_type", "send multipart/form-data, application/json or "
+                           f"application/x-www-form-urlencoded, not {content_type or 'no content type'}")
         try:
             body = JobRequest.model_validate(values)
         except ValidationError as e:
@@ -173,14 +177,21 @@ class InputReader:
         self._check_sources(body, uploads)
         return ParsedRequest(body, uploads, _request_hash(body, uploads))
 
-    async def _json_body(self, request: Request, declared: int) -> dict[str, Any]:
+    @staticmethod
+    async def _small_body(request: Request, declared: int) -> bytes:
+        """A body without files, read with a cap."""
+        message = f"bodies without files are limited to {JSON_BODY_LIMIT_BYTES} bytes"
         if declared > JSON_BODY_LIMIT_BYTES:
-            raise ApiError("payload_too_large", f"JSON bodies are limited to {JSON_BODY_LIMIT_BYTES} bytes")
+            raise ApiError("payload_too_large", message)
         raw = bytearray()
         async for chunk in request.stream():
             raw += chunk
             if len(raw) > JSON_BODY_LIMIT_BYTES:
-                raise ApiError("payload_too_large", f"JSON bodies are limited to {JSON_BODY_LIMIT_BYTES} bytes")
+                raise ApiError("payload_too_large", message)
+        return bytes(raw)
+
+    @staticmethod
+    def _json_object(raw: bytes) -> dict[str, Any]:
         try:
             values = json.loads(raw or b"{}")
         except json.JSONDecodeError as e:

@@ -52,9 +52,9 @@ async def test_json_body_with_urls_and_listing(settings, factory, face_png, spee
     async with serve_files({"face.png": face_png, "speech.mp3": speech_mp3}) as base, \
             running_app(settings, factory) as (_, client):
         ids = []
-        for _ in range(3):
-            response = await client.post("/v1/jobs", json={"image_url": f"{base}/face.png",
-                                                           "audio_url": f"{base}/speech.mp3", "pose_style": 3})
+        fields = {"image_url": f"{base}/face.png", "audio_url": f"{base}/speech.mp3", "pose_style": 3}
+        for i in range(3):  # JSON twice, then an urlencoded form
+            response = await (client.post("/v1/jobs", json=fields) if i < 2 else client.post("/v1/jobs", data=fields))
             assert response.status_code == 202, response.text
             ids.append(response.json()["id"])
         for job_id in ids:
