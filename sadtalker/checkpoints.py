@@ -260,6 +260,7 @@ def load_model(checkpoint_dir: str | Path, size: int = 256, *, device: str | tor
     Raises MissingCheckpoints when a required file is absent, CheckpointError when one is broken.
     """
     d = Path(checkpoint_dir)
+    main_file(size)  # validates the size
     legacy = uses_legacy(d, old_version)
     main_names = [name for name, _ in LEGACY_FILES.values()] if legacy else [main_file(size)]
     missing = [n for n in main_names if not (d / n).is_file()]
