@@ -20,14 +20,15 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 import urlguard
-from api import events, health, jobs_routes, legacy, preflight, web
+from api import deliveries, events, health, jobs_routes, legacy, preflight, web
 from api.deps import Services
 from api.errors import ApiError, error_body
 from api.inputs import InputLimits, InputReader
 from api.logs import configure_logging
 from api.metrics import Metrics
 from api.renderer import pipeline_renderer_factory, resolve_devices
-from jobs import Job, JobManager, JobStore, ManagerConfig, RendererFactory, RenderResult, WorkerPool
+from api.video_urls import VideoUrls
+from jobs import Job, JobManager, JobStore, ManagerConfig, RendererFactory, WorkerPool
 from jobs.errors import JobError, QueueFull
 from jobs.manager import ManagerHooks
 from settings import Settings
@@ -40,7 +41,8 @@ ERROR_STATUS = {
     "validation_error": 422, "unknown_field": 422, "invalid_image": 422, "invalid_audio": 422,
     "invalid_video": 422, "audio_too_long": 422, "no_face_detected": 422, "url_not_allowed": 422,
     "fetch_failed": 422, "payload_too_large": 413, "unsupported_media_type": 415,
-    "idempotency_conflict": 409, "job_not_finished": 409, "canceled": 409, "queue_full": 429,
+    "idempotency_conflict": 409, "job_not_finished": 409, "job_not_retryable": 409, "canceled": 409,
+    "queue_full": 429,
     "models_unavailable": 503, "not_ready": 503, "shutting_down": 503, "interrupted": 503,
     "timeout": 504, "storage_error": 502,
 }
@@ -69,6 +71,7 @@ def create_app(settings: Settings | None = None, *, renderer_factory: RendererFa
     for router in (health.router, jobs_routes.router, legacy.router):
         app.include_router(router)
     app.include_router(events.router)
+    app.include_router(deliveries.router)
     app.include_router(preflight.router)
     app.include_router(web.router)
     return app
@@ -93,8 +96,9 @@ async def build_services(settings: Settings, renderer_factory: RendererFactory |
         enhancer=settings.sadtalker_enhancer)
     pool = WorkerPool(factory, resolve_devices(settings.sadtalker_device, settings.sadtalker_workers))
     metrics = Metrics()
+    urls = VideoUrls(storage, settings.storage_url_expiry_s)
     manager = JobManager(store, pool, manager_config(settings), ManagerHooks())
-    manager.hooks = job_hooks(manager, storage, webhooks, metrics)
+    manager.hooks = job_hooks(manager, settings, storage, webhooks, metrics, urls)
     await manager.start()
     stack.push_async_callback(manager.close)
     metrics.watch(store.count_by_status, manager.queue_depth)
@@ -103,7 +107,7 @@ async def build_services(settings: Settings, renderer_factory: RendererFactory |
         settings.sadtalker_max_audio_seconds, settings.sadtalker_max_image_pixels,
         settings.sadtalker_fetch_timeout_s, settings.sadtalker_allow_private_urls)
     reader = InputReader(limits, imageio_ffmpeg.get_ffmpeg_exe(), client, face_check=pool.check_face)
-    return Services(settings, manager, pool, reader, metrics, storage, webhooks)
+    return Services(settings, manager, pool, reader, metrics, urls, storage, webhooks)
 
 
 def manager_config(settings: Settings) -> ManagerConfig:
@@ -111,7 +115,7 @@ def manager_config(settings: Settings) -> ManagerConfig:
         work_dir=settings.sadtalker_output_dir, max_queue=settings.sadtalker_max_queue,
         job_timeout_s=settings.sadtalker_job_timeout_s, shutdown_grace_s=settings.sadtalker_shutdown_grace_s,
         retention_s=settings.sadtalker_retention_hours * 3600, idempotency_ttl_s=settings.sadtalker_idempotency_ttl_s,
-        public_base_url=settings.api_public_base_url)
+        public_base_url=settings.api_public_base_url, keep_inputs=settings.sadtalker_keep_inputs)
 
 
 def build_storage(settings: Settings) -> Any:
@@ -125,17 +129,23 @@ async def build_webhooks(settings: Settings) -> Any:
     from webhooks import WebhookSender
 
     allow_private = settings.sadtalker_allow_private_urls
-    sender = WebhookSender(settings.db_path, settings.webhook_secret_list,
+    schedule = {"schedule_s": settings.webhook_schedule} if settings.webhook_schedule else {}
+    sender = WebhookSender(settings.db_path, settings.webhook_secret_list, **schedule,
+                           timeout_s=settings.sadtalker_webhook_timeout_s,
                            url_check=lambda url: urlguard.check_url(url, allow_private=allow_private))
     await sender.start()
     return sender
 
 
-def job_hooks(manager: JobManager, storage: Any, webhooks: Any, metrics: Metrics) -> ManagerHooks:
+def job_hooks(manager: JobManager, settings: Settings, storage: Any, webhooks: Any, metrics: Metrics,
+              urls: VideoUrls) -> ManagerHooks:
     """The callables the job manager is handed: publish to storage, forget deleted jobs, emit events."""
+    from storage import put_file_retrying_async
 
-    def publish(job: Job, result: RenderResult) -> dict[str, Any]:
-        stored = storage.put_file(Path(result.video_path), f"{job.id}.mp4", "video/mp4")
+    async def publish(job: Job, video: Path) -> dict[str, Any]:
+        """Stored and its size checked, retried with backoff (SADTALKER_UPLOAD_RETRY_DELAYS_S)."""
+        stored = await put_file_retrying_async(storage, video, f"{job.id}.mp4", "video/mp4",
+                                               delays_s=settings.upload_retry_delays)
         return {"key": stored.key, "url": stored.url, "storage": storage.name, "bytes": stored.size}
 
     def discard(job: Job) -> None:
@@ -146,10 +156,11 @@ def job_hooks(manager: JobManager, storage: Any, webhooks: Any, metrics: Metrics
 
     async def on_event(event: str, job: Job) -> None:
         if webhooks is not None and job.webhook_url and event in job.webhook_events:
+            await urls.refresh(job)
             await webhooks.enqueue(job.id, job.webhook_url, event, {**manager.job_json(job), "type": event})
 
     return ManagerHooks(publish=publish, discard=discard, on_event=on_event, on_stage=metrics.stage_done,
-                        on_finish=metrics.job_finished)
+                        on_finish=metrics.job_finished, video_url=urls.current)
 
 
 def _error_response(code: str, message: str, headers: dict[str, str] | None = None) -> JSONResponse:

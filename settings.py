@@ -63,15 +63,20 @@ class Settings(BaseSettings):
     sadtalker_half: bool = False
     sadtalker_preload_sizes: str = "256"
     sadtalker_enhancer: bool = True  # load GFPGAN at start-up when its files are present
+    sadtalker_keep_inputs: bool = False  # keep a job's input files after it ends (until it is deleted/expires)
 
     # --- webhooks
     webhook_secret: str = Field("", repr=False)
     webhook_secrets: str = Field("", repr=False)
     sadtalker_webhook_url: str | None = None  # default webhook_url for jobs that give none
+    sadtalker_webhook_schedule_s: str = ""  # comma-separated retry delays; empty: webhooks.DEFAULT_SCHEDULE_S
+    sadtalker_webhook_timeout_s: float = Field(10.0, gt=0)
 
     # --- storage
     storage_provider: str = ""
     storage_url_expiry_s: int = Field(7 * 24 * 3600, gt=0)
+    sadtalker_upload_retry_delays_s: str = "1,4,15"  # waits between upload tries; empty: one try
+    s3_multipart_threshold_bytes: int | None = Field(None, gt=0)
     s3_bucket: str = ""
     s3_region: str = ""
     s3_endpoint_url: str = ""
@@ -128,6 +133,18 @@ class Settings(BaseSettings):
                 raise ValueError(f"SADTALKER_PRELOAD_SIZES entries must be 256 or 512, got {size!r}")
         return value
 
+    @field_validator("sadtalker_webhook_schedule_s", "sadtalker_upload_retry_delays_s")
+    @classmethod
+    def _delays(cls, value: str) -> str:
+        for part in _split(value):
+            try:
+                ok = float(part) >= 0
+            except ValueError:
+                ok = False
+            if not ok:
+                raise ValueError(f"must be comma-separated seconds (e.g. 1,4,15), got {part!r}")
+        return value
+
     @model_validator(mode="after")
     def _refuse_unsafe(self) -> Settings:
         for key in self.keys:
@@ -153,6 +170,15 @@ class Settings(BaseSettings):
         return tuple(int(size) for size in _split(self.sadtalker_preload_sizes)) or (256,)
 
     @property
+    def webhook_schedule(self) -> tuple[float, ...] | None:
+        """SADTALKER_WEBHOOK_SCHEDULE_S as seconds; None: the webhook sender's default schedule."""
+        return tuple(float(part) for part in _split(self.sadtalker_webhook_schedule_s)) or None
+
+    @property
+    def upload_retry_delays(self) -> tuple[float, ...]:
+        return tuple(float(part) for part in _split(self.sadtalker_upload_retry_delays_s))
+
+    @property
     def webhook_secret_list(self) -> list[str]:
         return list(dict.fromkeys(_split(self.webhook_secrets) + _split(self.webhook_secret)))
 
@@ -163,7 +189,7 @@ class Settings(BaseSettings):
                 "bucket": self.s3_bucket, "region": self.s3_region, "endpoint_url": self.s3_endpoint_url,
                 "access_key_id": self.s3_access_key_id, "secret_access_key": self.s3_secret_access_key,
                 "prefix": self.s3_prefix, "public_base_url": self.s3_public_base_url,
-                "url_expiry_s": self.storage_url_expiry_s,
+                "url_expiry_s": self.storage_url_expiry_s, "multipart_threshold_bytes": self.s3_multipart_threshold_bytes,
             }
         elif self.storage_provider == "supabase":
             options = {

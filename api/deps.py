@@ -16,6 +16,7 @@ from settings import Settings
 from .errors import ApiError
 from .inputs import InputReader
 from .metrics import Metrics
+from .video_urls import VideoUrls
 
 NO_KEY_MESSAGE = (
     "no API key is configured on this server, so every /v1 request is refused: set API_KEYS "
@@ -32,12 +33,19 @@ class Services:
     pool: WorkerPool
     reader: InputReader
     metrics: Metrics
+    urls: VideoUrls
     storage: Any | None = None  # storage.Storage; None: videos stay under the output directory
     webhooks: Any | None = None  # webhooks.WebhookSender
 
     def base_url(self, request: Request) -> str:
         """API_PUBLIC_BASE_URL, else the origin the request came to."""
         return self.settings.api_public_base_url or str(request.base_url).rstrip("/")
+
+    async def job_json(self, request: Request, *jobs: Job) -> list[dict[str, Any]]:
+        """The public JSON of `jobs`, with video URLs made fresh (presigned URLs expire)."""
+        await self.urls.refresh(*jobs)
+        base = self.base_url(request)
+        return [self.manager.job_json(job, base) for job in jobs]
 
     def video_path(self, job: Job) -> Path | None:
         """The local file of a succeeded job's video, or None when it lives elsewhere."""

@@ -87,6 +87,16 @@ class JobRequest(JobOptions):
         return self.model_dump(include=set(JobOptions.model_fields))
 
 
+def request_body_doc() -> dict[str, Any]:
+    """OpenAPI for the hand-read body of POST /v1/jobs, /v1/preflight and the legacy endpoint: the JSON model,
+    or the same fields as a form with file parts."""
+    schema = JobRequest.model_json_schema()
+    files = {name: {"type": "string", "format": "binary"} for name in MEDIA_FIELDS}
+    form = {**schema, "properties": {**schema["properties"], **files}}
+    return {"requestBody": {"required": True, "content": {
+        "multipart/form-data": {"schema": form}, "application/json": {"schema": schema}}}}
+
+
 @dataclass(frozen=True)
 class InputLimits:
     max_image_bytes: int
@@ -250,9 +260,11 @@ class InputReader:
         for name in ("ref_eyeblink", "ref_pose"):
             if name in files:
                 await check_video(self.ffmpeg, files[name], name)
-        return MediaReport(files, image, audio, await self._face(files["image"]))
+        return MediaReport(files, image, audio, await self.check_face(files["image"]))
 
-    async def _face(self, image_path: Path) -> dict[str, Any] | None:
+    async def check_face(self, image_path: Path) -> dict[str, Any] | None:
+        """The renderer's face check on a decodable image: ApiError (no_face_detected, invalid_image), the face
+        found, or None when no detector is ready yet or the check itself broke (logged; the render checks)."""
         if self.face_check is None:
             return None
         try:

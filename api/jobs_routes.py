@@ -11,31 +11,20 @@ from jobs import JobStatus
 
 from .deps import Owner, ServicesDep
 from .errors import ApiError
-from .inputs import JobRequest
+from .inputs import request_body_doc
 from .submission import submit_job
 
 router = APIRouter(prefix="/v1", tags=["jobs"])
 
 
-def _request_body_doc() -> dict[str, Any]:
-    """OpenAPI for the hand-parsed body: the JSON model, and the same fields as a form with file parts."""
-    schema = JobRequest.model_json_schema()
-    form = {**schema, "properties": {**schema["properties"], **{
-        name: {"type": "string", "format": "binary"} for name in ("image", "audio", "ref_eyeblink", "ref_pose")
-    }}}
-    return {"requestBody": {"required": True, "content": {
-        "multipart/form-data": {"schema": form}, "application/json": {"schema": schema},
-    }}}
-
-
-@router.post("/jobs", status_code=202, openapi_extra=_request_body_doc())
+@router.post("/jobs", status_code=202, openapi_extra=request_body_doc())
 async def create_job(
     request: Request, services: ServicesDep, owner: Owner,
     idempotency_key: Annotated[str | None, Header()] = None,
 ) -> JSONResponse:
     """Queues a job (files `image`, `audio` or `image_url`, `audio_url`) and answers at once with it."""
     job, replayed = await submit_job(request, services, owner, idempotency_key)
-    body = services.manager.job_json(job, services.base_url(request))
+    [body] = await services.job_json(request, job)
     headers = {"Location": body["links"]["self"]}
     if replayed:
         headers["Idempotent-Replayed"] = "true"
@@ -52,10 +41,9 @@ async def list_jobs(
     """The caller's jobs, newest first."""
     jobs = services.manager.list(owner, status=status, limit=limit + 1, after=after)
     page = jobs[:limit]
-    base = services.base_url(request)
     return {
         "object": "list",
-        "data": [services.manager.job_json(job, base) for job in page],
+        "data": await services.job_json(request, *page),
         "has_more": len(jobs) > limit,
         "next_after": page[-1].id if len(jobs) > limit else None,
     }
@@ -64,14 +52,25 @@ async def list_jobs(
 @router.get("/jobs/{job_id}")
 async def get_job(job_id: str, request: Request, services: ServicesDep, owner: Owner) -> dict[str, Any]:
     job = services.manager.get(job_id, owner)
-    return services.manager.job_json(job, services.base_url(request))
+    [body] = await services.job_json(request, job)
+    return body
 
 
 @router.post("/jobs/{job_id}/cancel", status_code=202)
 async def cancel_job(job_id: str, request: Request, services: ServicesDep, owner: Owner) -> dict[str, Any]:
     """A queued job is canceled at once; a running one stops at its next batch boundary (status follows)."""
     job = await services.manager.cancel(job_id, owner)
-    return services.manager.job_json(job, services.base_url(request))
+    [body] = await services.job_json(request, job)
+    return body
+
+
+@router.post("/jobs/{job_id}/retry-upload", status_code=202)
+async def retry_upload(job_id: str, request: Request, services: ServicesDep, owner: Owner) -> dict[str, Any]:
+    """Stores the video of a job that failed with `storage_error` again (it was kept on disk): the job runs
+    at stage `upload` and ends `succeeded` or `failed` (webhook sent). `409 job_not_retryable` otherwise."""
+    job = await services.manager.retry_upload(job_id, owner)
+    [body] = await services.job_json(request, job)
+    return body
 
 
 @router.delete("/jobs/{job_id}", status_code=204)
@@ -84,7 +83,7 @@ async def delete_job(job_id: str, services: ServicesDep, owner: Owner) -> Respon
 
 
 @router.get("/jobs/{job_id}/video", response_class=FileResponse)
-async def get_video(job_id: str, services: ServicesDep, owner: Owner) -> Response:
+async def get_video(job_id: str, request: Request, services: ServicesDep, owner: Owner) -> Response:
     """The MP4 (HTTP Range supported); a video kept in cloud storage answers with a redirect to it."""
     job = services.manager.get(job_id, owner)
     if job.status is not JobStatus.SUCCEEDED or job.result is None:
@@ -92,6 +91,7 @@ async def get_video(job_id: str, services: ServicesDep, owner: Owner) -> Respons
     path = services.video_path(job)
     if path is not None and path.is_file():
         return FileResponse(path, media_type="video/mp4", filename=f"{job_id}.mp4", content_disposition_type="inline")
-    if job.result.get("url"):
-        return RedirectResponse(job.result["url"], status_code=307)
+    [body] = await services.job_json(request, job)
+    if body["result"]["video_url"] != body["links"]["video"]:  # kept in cloud storage: a fresh URL
+        return RedirectResponse(body["result"]["video_url"], status_code=307)
     raise ApiError("not_found", f"the video of job {job_id} is no longer stored")

@@ -12,13 +12,13 @@ from fastapi import APIRouter, Header, Request
 
 from .deps import Owner, ServicesDep
 from .errors import ApiError
-from .jobs_routes import _request_body_doc
+from .inputs import request_body_doc
 from .submission import submit_job
 
 router = APIRouter(tags=["legacy"])
 
 
-@router.post("/generate_talking_video", openapi_extra=_request_body_doc())
+@router.post("/generate_talking_video", openapi_extra=request_body_doc())
 async def generate_talking_video(
     request: Request, services: ServicesDep, owner: Owner,
     idempotency_key: Annotated[str | None, Header()] = None,
@@ -31,5 +31,5 @@ async def generate_talking_video(
     if final.get("status") != "succeeded":
         error = final.get("error") or {"code": "render_failed", "message": "the job did not finish"}
         raise ApiError(error["code"], f"job {job.id}: {error['message']}")
-    final = services.manager.job_json(services.manager.get(job.id, owner), services.base_url(request))
+    [final] = await services.job_json(request, services.manager.get(job.id, owner))
     return {**final, "video_url": final["result"]["video_url"]}

@@ -9,6 +9,7 @@ import asyncio
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from PIL import Image, UnidentifiedImageError
 
@@ -19,6 +20,9 @@ IMAGE_FORMATS = {"JPEG": "jpg", "PNG": "png", "WEBP": "webp"}
 AUDIO_DEMUXERS = ("wav", "mp3", "mov", "ogg", "flac", "matroska", "aac")
 SAMPLE_RATE = 16000
 PROBE_TIMEOUT_S = 60.0
+# ffmpeg's line for the first audio stream: "Stream #0:0: Audio: pcm_s16le (...), 22050 Hz, mono, s16, ..."
+STREAM_LINE = re.compile(r"Stream #\S+.*?: Audio: ([^,\n]+), (\d+) Hz, ([^,\n]+)")
+CHANNEL_LAYOUTS = {"mono": 1, "stereo": 2, "2.1": 3, "quad": 4, "5.1": 6, "5.1(side)": 6, "7.1": 8}
 
 
 @dataclass(frozen=True)
@@ -32,6 +36,19 @@ class ImageInfo:
 class AudioInfo:
     container: str
     duration_s: float
+    codec: str | None = None
+    sample_rate: int | None = None  # Hz, of the file (decoding resamples to 16 kHz)
+    channels: int | None = None
+
+
+def audio_stream(stderr: str) -> dict[str, Any]:
+    """Codec, sample rate and channel count of the first audio stream, from ffmpeg's input description."""
+    match = STREAM_LINE.search(stderr)
+    if match is None:
+        return {}
+    layout = match.group(3).strip()
+    channels = CHANNEL_LAYOUTS.get(layout) or (int(layout.split()[0]) if layout[:1].isdigit() else None)
+    return {"codec": match.group(1).strip(), "sample_rate": int(match.group(2)), "channels": channels}
 
 
 def check_image(path: Path, max_pixels: int) -> ImageInfo:
@@ -92,7 +109,7 @@ async def check_audio(ffmpeg: str, path: Path, max_seconds: float, *, field: str
         raise ApiError("invalid_audio", f"{field} holds no sound samples")
     if duration_s > max_seconds:
         raise ApiError("audio_too_long", f"{field} is longer than the limit of {max_seconds:g} s")
-    return AudioInfo(container, duration_s)
+    return AudioInfo(container, duration_s, **audio_stream(err))
 
 
 async def check_video(ffmpeg: str, path: Path, field: str) -> None:

@@ -10,8 +10,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import io
-import logging
-import re
 import secrets
 import shutil
 from pathlib import Path
@@ -23,12 +21,9 @@ from pydantic import BaseModel, Field
 
 from .deps import Owner, Services, ServicesDep
 from .errors import ApiError
-from .inputs import MEDIA_FIELDS, InputReader, JobRequest, MediaReport, ParsedRequest
-from .media import check_audio, check_image
+from .inputs import MediaReport, ParsedRequest, request_body_doc
+from .media import AudioInfo, check_audio, check_image
 
-PROBE_TIMEOUT_S = 10.0
-STREAM_LINE = re.compile(r"Stream #\S+.*?: Audio: ([^,\n]+), (\d+) Hz, ([^,\n]+)")
-CHANNEL_LAYOUTS = {"mono": 1, "stereo": 2, "2.1": 3, "quad": 4, "5.1": 6, "5.1(side)": 6, "7.1": 8}
 PREVIEW_PX = 128  # longest side of the face crop preview
 PREVIEW_MARGIN = 0.25  # of the box size, added on every side
 # What to try, per error code (the code and message come from the check itself).
@@ -45,9 +40,7 @@ SUGGESTIONS = {
     "url_not_allowed": "Use a public http(s) URL; private, loopback and metadata addresses are refused.",
     "face_not_checked": "The face is checked when the job starts.",
 }
-IMAGE_CODES = ("invalid_image", "no_face_detected")
 AUDIO_CODES = ("invalid_audio", "audio_too_long")
-log = logging.getLogger(__name__)
 
 router = APIRouter(prefix="/v1", tags=["jobs"])
 
@@ -94,22 +87,9 @@ def problem(code: str, message: str) -> dict[str, Any]:
     return {"code": code, "message": message, "suggestion": SUGGESTIONS.get(code)}
 
 
-async def audio_stream_info(ffmpeg: str, path: Path) -> dict[str, Any]:
-    """Codec, sample rate (Hz) and channel count of the first audio stream, from ffmpeg's stream line."""
-    proc = await asyncio.create_subprocess_exec(ffmpeg, "-hide_banner", "-nostdin", "-i", str(path),
-                                                stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE)
-    try:
-        _, err = await asyncio.wait_for(proc.communicate(), PROBE_TIMEOUT_S)
-    except TimeoutError:
-        proc.kill()
-        await proc.wait()
-        return {}
-    match = STREAM_LINE.search(err.decode("utf-8", "replace"))
-    if match is None:
-        return {}
-    layout = match.group(3).strip()
-    channels = CHANNEL_LAYOUTS.get(layout) or (int(layout.split()[0]) if layout[:1].isdigit() else None)
-    return {"codec": match.group(1).strip(), "sample_rate": int(match.group(2)), "channels": channels}
+def audio_answer(info: AudioInfo) -> dict[str, Any]:
+    return {"duration_s": round(info.duration_s, 3), "container": info.container, "codec": info.codec,
+            "sample_rate": info.sample_rate, "channels": info.channels}
 
 
 def face_preview(image_path: Path, box: list[float]) -> str:
@@ -142,8 +122,7 @@ async def describe_face(face: dict[str, Any] | None, image_path: Path) -> tuple[
 
 async def answer_for(services: Services, report: MediaReport) -> dict[str, Any]:
     face, warnings = await describe_face(report.face, report.files["image"])
-    audio = {"duration_s": round(report.audio.duration_s, 3), "container": report.audio.container,
-             **await audio_stream_info(services.reader.ffmpeg, report.files["audio"])}
+    audio = audio_answer(report.audio)
     image = {"format": report.image.format, "width": report.image.width, "height": report.image.height}
     return {"object": "preflight", "ok": True, "image": image, "face": face, "audio": audio,
             "errors": [], "warnings": warnings}
@@ -159,44 +138,20 @@ async def diagnose(services: Services, parsed: ParsedRequest, first: ApiError) -
             info = await asyncio.to_thread(check_image, image.path, reader.limits.max_image_pixels)
             answer["image"] = {"format": info.format, "width": info.width, "height": info.height}
             if first.code != "no_face_detected":
-                answer["face"], _ = await describe_face(await face_alone(reader, image.path), image.path)
+                answer["face"], _ = await describe_face(await reader.check_face(image.path), image.path)
     except ApiError as e:
         errors.append(problem(e.code, e.message))
     try:
         if audio is not None and first.code not in AUDIO_CODES:
             info = await check_audio(reader.ffmpeg, audio.path, reader.limits.max_audio_seconds)
-            answer["audio"] = {"duration_s": round(info.duration_s, 3), "container": info.container,
-                               **await audio_stream_info(reader.ffmpeg, audio.path)}
+            answer["audio"] = audio_answer(info)
     except ApiError as e:
         errors.append(problem(e.code, e.message))
     unique = list({p["code"]: p for p in errors}.values())
     return {"object": "preflight", "ok": False, **answer, "errors": unique, "warnings": []}
 
 
-async def face_alone(reader: InputReader, path: Path) -> dict[str, Any] | None:
-    """The renderer's face check on a valid image; None when no detector is ready or it broke (logged)."""
-    if reader.face_check is None:
-        return None
-    try:
-        return await reader.face_check(path)
-    except Exception as e:
-        code = getattr(e, "code", None)
-        if code in IMAGE_CODES:
-            raise ApiError(code, str(e) or code) from e
-        log.warning("face check failed (%s: %s)", type(e).__name__, e)
-        return None
-
-
-def _request_body_doc() -> dict[str, Any]:
-    """OpenAPI for the hand-read body: the job's JSON model, or the same fields as a form with file parts."""
-    schema = JobRequest.model_json_schema()
-    files = {name: {"type": "string", "format": "binary"} for name in MEDIA_FIELDS}
-    form = {**schema, "properties": {**schema["properties"], **files}}
-    return {"requestBody": {"required": True, "content": {
-        "multipart/form-data": {"schema": form}, "application/json": {"schema": schema}}}}
-
-
-@router.post("/preflight", response_model=PreflightAnswer, openapi_extra=_request_body_doc())
+@router.post("/preflight", response_model=PreflightAnswer, openapi_extra=request_body_doc())
 async def preflight(request: Request, services: ServicesDep, _owner: Owner) -> dict[str, Any]:
     """Checks a job's inputs (same body as `POST /v1/jobs`) without queueing: the face found (box, score,
     a small crop preview), the image and audio (duration, sample rate), and every problem with its error code

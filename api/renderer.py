@@ -47,7 +47,7 @@ class PipelineRenderer:
 
     def check_face(self, image_path: Path) -> dict[str, Any]:
         info = self.pipeline.find_face(image_path)
-        return {"box": list(info.box), "score": info.score, "detector": info.detector}
+        return {"box": list(info.box), "score": info.score, "detector": info.detector, "faces": info.faces}
 
 
 def pipeline_renderer_factory(checkpoint_dir: Path, *, sizes: tuple[int, ...] = (256,), half: bool = False,

@@ -43,3 +43,13 @@ class RenderTimeout(JobError):
 
 class Interrupted(JobError):
     code = "interrupted"
+
+
+class JobNotRetryable(JobError):
+    code = "job_not_retryable"
+
+
+class PublishFailed(JobError):
+    """The rendered video could not be stored (every upload try failed); the file is kept for retry-upload."""
+
+    code = "storage_error"

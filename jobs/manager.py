@@ -18,16 +18,23 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .errors import IdempotencyConflict, JobNotFound, ModelsUnavailable, QueueFull, ShuttingDown
-from .models import Job, JobStatus, empty_progress, new_job_id
+from .errors import (
+    IdempotencyConflict,
+    JobNotFound,
+    JobNotRetryable,
+    ModelsUnavailable,
+    QueueFull,
+    ShuttingDown,
+)
+from .models import Job, JobStatus, empty_progress, new_job_id, stage_percent
 from .pool import Worker, WorkerPool
-from .render import RenderResult
 from .runner import ActiveRun, JobRunner
 from .store import JobStore
 
 log = logging.getLogger(__name__)
 
-PublishFn = Callable[[Job, RenderResult], dict[str, Any]]  # blocking: returns key, url, storage, bytes
+PublishFn = Callable[[Job, Path], Awaitable[dict[str, Any]]]  # stores the MP4 (retrying): key, url, storage, bytes
+VideoUrlFn = Callable[[Job], str | None]  # a succeeded job's current video URL (None: the stored/local one)
 DiscardFn = Callable[[Job], None]  # blocking: forgets a deleted job elsewhere (its stored video, webhooks)
 EventFn = Callable[[str, Job], Awaitable[None]]  # job.started, job.progress, job.succeeded, ...
 StageFn = Callable[[str, float], None]  # (stage, seconds spent in it), for metrics
@@ -45,6 +52,7 @@ class ManagerConfig:
     max_attempts: int = 2  # a job that was running when the process died runs once more
     progress_save_interval_s: float = 1.0  # progress is persisted at most this often (and at stage changes)
     public_base_url: str | None = None
+    keep_inputs: bool = False  # keep inputs/<job id>/ after the job ends (removed with the job)
 
 
 @dataclass
@@ -54,6 +62,7 @@ class ManagerHooks:
     on_event: EventFn | None = None
     on_stage: StageFn | None = None
     on_finish: FinishFn | None = None
+    video_url: VideoUrlFn | None = None
 
 
 @dataclass
@@ -90,6 +99,7 @@ class JobManager:
         self._watchers: dict[str, set[_Watcher]] = {}
         self._wakeup = asyncio.Condition()
         self._tasks: list[asyncio.Task] = []
+        self._uploads: set[asyncio.Task] = set()  # retry-upload runs
         self._closing = False
         self._runner = JobRunner(self)
         self.avg_run_s = 30.0  # moving average of job run time, for Retry-After
@@ -107,6 +117,9 @@ class JobManager:
             self._tasks.append(asyncio.create_task(self._retention_loop(), name="retention"))
 
     async def _recover(self, job: Job) -> None:
+        if job.status is JobStatus.RUNNING and job.unpublished:  # stopped during a retry-upload
+            await self.finish(job, JobStatus.FAILED, self._upload_cut_short(job))
+            return
         if job.status is JobStatus.RUNNING:
             if job.attempts >= self.config.max_attempts:
                 message = f"the service stopped while this job was running ({job.attempts} attempts)"
@@ -136,10 +149,14 @@ class JobManager:
             job = self._jobs.get(job_id)
             if job is not None and not job.status.is_terminal():
                 message = f"the service shut down before the job finished (grace {self.config.shutdown_grace_s:g} s)"
-                await self.finish(job, JobStatus.FAILED, {"code": "interrupted", "message": message})
-        for task in self._tasks:
+                error = {"code": "interrupted", "message": message}
+                if run.stage == "upload":  # rendered: the video is kept (the publish step moves it) for retry-upload
+                    error = self._upload_cut_short(job)
+                await self.finish(job, JobStatus.FAILED, error)
+        tasks = [*self._tasks, *self._uploads]
+        for task in tasks:
             task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await asyncio.gather(*tasks, return_exceptions=True)
         self.pool.close()
 
     @property
@@ -156,6 +173,14 @@ class JobManager:
 
     def render_dir(self, job_id: str) -> Path:
         return self.config.work_dir / "renders" / job_id
+
+    def unpublished_path(self, job_id: str) -> Path:
+        """Where a rendered MP4 whose upload failed is kept until retry-upload stores it."""
+        return self.config.work_dir / "unpublished" / f"{job_id}.mp4"
+
+    def _upload_cut_short(self, job: Job) -> dict[str, str]:
+        return {"code": "storage_error", "message": "the service stopped during the upload; the video is kept: "
+                f"POST /v1/jobs/{job.id}/retry-upload stores it"}
 
     @staticmethod
     def new_id() -> str:
@@ -228,7 +253,36 @@ class JobManager:
         return len(self._queue)
 
     def job_json(self, job: Job, base_url: str | None = None) -> dict[str, Any]:
-        return job.to_json(self.config.public_base_url or base_url, self.queue_position(job.id))
+        video_url = None
+        if job.result is not None:
+            video_url = (self.hooks.video_url(job) if self.hooks.video_url else None) or job.result.get("url")
+        return job.to_json(self.config.public_base_url or base_url, self.queue_position(job.id), video_url)
+
+    # --- retry-upload
+    def can_retry_upload(self, job: Job) -> bool:
+        return (job.status is JobStatus.FAILED and (job.error or {}).get("code") == "storage_error"
+                and bool(job.unpublished) and Path(job.unpublished or "").is_file())
+
+    async def retry_upload(self, job_id: str, owner: str | None = None) -> Job:
+        """Stores a video whose upload failed again: the job runs (stage upload) and ends succeeded or failed."""
+        job = self.get(job_id, owner)
+        if not self.can_retry_upload(job):
+            raise JobNotRetryable(f"job {job_id} is {job.status.value}"
+                                  f"{' (' + job.error['code'] + ')' if job.error else ''}: only a job that failed "
+                                  "with storage_error and still has its rendered video can retry the upload")
+        if self._closing:
+            raise ShuttingDown("the service is shutting down; retry on another instance")
+        job.status, job.error, job.finished_at = JobStatus.RUNNING, None, None
+        job.progress = {**empty_progress(), "stage": "upload", "percent": stage_percent("upload", 0, 1)}
+        job.touch()
+        self.store.save(job)
+        self._jobs[job.id] = job
+        log.info("job %s: retrying its upload", job.id, extra={"job_id": job.id})
+        self.notify(job)
+        task = asyncio.create_task(self._runner.republish(job), name=f"upload-{job.id}")
+        self._uploads.add(task)
+        task.add_done_callback(self._uploads.discard)
+        return job
 
     # --- cancel and delete
     async def cancel(self, job_id: str, owner: str | None = None) -> Job:
@@ -237,6 +291,7 @@ class JobManager:
         if job.status is JobStatus.QUEUED:
             with contextlib.suppress(ValueError):
                 self._queue.remove(job_id)
+            self._queue_moved()
             await self.finish(job, JobStatus.CANCELED, {"code": "canceled", "message": "canceled by the client"})
         elif job.status is JobStatus.RUNNING and job_id in self._active:
             self._active[job_id].request_stop("canceled")
@@ -246,8 +301,9 @@ class JobManager:
     async def delete(self, job_id: str, owner: str | None = None) -> None:
         """Cancels the job if needed, then removes its record, inputs and video."""
         job = self.get(job_id, owner)
-        with contextlib.suppress(ValueError):
+        if job_id in self._queue:
             self._queue.remove(job_id)
+            self._queue_moved()
         if job_id in self._active:
             self._active[job_id].request_stop("deleted")
         if not job.status.is_terminal():
@@ -264,6 +320,7 @@ class JobManager:
         shutil.rmtree(self.input_dir(job.id), ignore_errors=True)
         if job.id not in self._active:
             shutil.rmtree(self.render_dir(job.id), ignore_errors=True)
+        self.unpublished_path(job.id).unlink(missing_ok=True)
         discard = self.hooks.discard or self._discard_local
         try:
             discard(job)
@@ -289,9 +346,16 @@ class JobManager:
                  extra={"job_id": job.id})
         if self.hooks.on_finish is not None:
             self.hooks.on_finish(job)
+        if not self.config.keep_inputs:  # before watchers hear of the end: a finished job holds no inputs
+            await asyncio.to_thread(shutil.rmtree, self.input_dir(job.id), True)
         self.notify(job)
-        await asyncio.to_thread(shutil.rmtree, self.input_dir(job.id), True)
         await self.emit(f"job.{status.value}", job)
+
+    def _queue_moved(self) -> None:
+        """Queued jobs with watchers hear of their new position (the job records themselves did not change)."""
+        for job_id in self._queue:
+            if job_id in self._watchers and job_id in self._jobs:
+                self.notify(self._jobs[job_id])
 
     def notify(self, job: Job) -> None:
         """Hands the job's current JSON to every watcher."""
@@ -337,7 +401,9 @@ class JobManager:
             await self._wakeup.wait_for(lambda: self._queue or self._closing)
             if self._closing:
                 return None
-            return self._jobs[self._queue.popleft()]
+            job = self._jobs[self._queue.popleft()]
+        self._queue_moved()
+        return job
 
     async def _worker_loop(self, worker: Worker) -> None:
         await worker.loaded.wait()

@@ -68,12 +68,15 @@ class Job:
     error: dict[str, str] | None = None
     attempts: int = 0
     origin: str | None = None  # base URL of the request that created it (for links in webhooks)
+    unpublished: str | None = None  # the rendered MP4 kept on disk after its upload failed (retry-upload)
 
     def touch(self) -> None:
         self.updated_at = time.time()
 
-    def to_json(self, base_url: str | None = None, queue_position: int | None = None) -> dict[str, Any]:
-        """The public form; `base_url` makes links and the local video URL absolute."""
+    def to_json(self, base_url: str | None = None, queue_position: int | None = None,
+                video_url: str | None = None) -> dict[str, Any]:
+        """The public form; `base_url` makes links and the local video URL absolute; `video_url` (a fresh
+        presigned URL) replaces the one stored at upload time."""
         base = (base_url or self.origin or "").rstrip("/")
         path = f"/v1/jobs/{self.id}"
         return {
@@ -89,7 +92,7 @@ class Job:
             "options": dict(self.options),
             "metadata": self.metadata,
             "webhook_url": self.webhook_url,
-            "result": self._result_json(base + path + "/video"),
+            "result": self._result_json(video_url or base + path + "/video"),
             "error": self.error,
             "links": {
                 "self": base + path,
@@ -99,9 +102,10 @@ class Job:
             },
         }
 
-    def _result_json(self, local_video_url: str) -> dict[str, Any] | None:
-        if self.result is None:
+    def _result_json(self, video_url: str) -> dict[str, Any] | None:
+        """Only a succeeded job has a result (a render waiting for its upload has none yet)."""
+        if self.result is None or self.status is not JobStatus.SUCCEEDED:
             return None
-        out: dict[str, Any] = {"video_url": self.result.get("url") or local_video_url}
+        out: dict[str, Any] = {"video_url": video_url}
         out.update({name: self.result.get(name) for name in RESULT_FIELDS if name in self.result})
         return out

@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .errors import RenderTimeout
+from .errors import PublishFailed, RenderTimeout
 from .models import STAGE_WEIGHTS, Job, JobStatus, empty_progress, stage_percent
 from .pool import Worker
 from .render import RenderRequest, RenderResult
@@ -20,6 +20,12 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 PROGRESS_EVENT_INTERVAL_S = 5.0  # job.progress webhooks are throttled to one per this many seconds
+
+
+def render_summary(result: RenderResult) -> dict[str, Any]:
+    """What the job's `result` keeps of a render (the stored object's key, URL and size are added later)."""
+    return {"duration_s": round(result.duration_s, 3), "frames": result.frames, "width": result.width,
+            "height": result.height, **{k: result.info[k] for k in ("face_detector", "seed") if k in result.info}}
 
 
 class ActiveRun:
@@ -56,20 +62,40 @@ class JobRunner:
             result = await self._render(worker, job, run)
             if run.reason:
                 raise RuntimeError(f"stopped ({run.reason})")
-            await self._publish(job, run, result)
+            job.result = render_summary(result)
+            await self._publish(job, run, Path(result.video_path))
             status, error = JobStatus.SUCCEEDED, None
         except Exception as e:
             status, error = self._failure(job, run, e)
-        if run.reason != "deleted" and not job.status.is_terminal():
-            self._stage_done(run)
-            await manager.finish(job, status, error)
+        await self._settle(job, run, status, error)
         if run.future is not None and not run.future.done():
             await asyncio.wait([run.future])  # the thread must be free before this worker takes another job
+        await self._clean_up(job, run)
+        manager.avg_run_s = 0.8 * manager.avg_run_s + 0.2 * (time.monotonic() - started)
+
+    async def republish(self, job: Job) -> None:
+        """Uploads the video a failed upload left on disk again (the job is already marked running)."""
+        run = ActiveRun()
+        self.manager.track(job, run)
+        try:
+            await self._publish(job, run, Path(job.unpublished or ""))
+            status, error = JobStatus.SUCCEEDED, None
+        except Exception as e:
+            status, error = self._failure(job, run, e)
+        await self._settle(job, run, status, error)
+        await self._clean_up(job, run)
+
+    async def _settle(self, job: Job, run: ActiveRun, status: JobStatus, error: dict[str, str] | None) -> None:
+        if run.reason != "deleted" and not job.status.is_terminal():
+            self._stage_done(run)
+            await self.manager.finish(job, status, error)
+
+    async def _clean_up(self, job: Job, run: ActiveRun) -> None:
+        manager = self.manager
         manager.track(job, None)
         await asyncio.to_thread(shutil.rmtree, manager.render_dir(job.id), True)
         if run.reason == "deleted":  # deleted while rendering or publishing: nothing of it may stay behind
             await asyncio.to_thread(manager.remove_files, job)
-        manager.avg_run_s = 0.8 * manager.avg_run_s + 0.2 * (time.monotonic() - started)
 
     async def _mark_running(self, job: Job, run: ActiveRun) -> None:
         job.status, job.started_at, job.error = JobStatus.RUNNING, time.time(), None
@@ -106,23 +132,42 @@ class JobRunner:
             run.request_stop("timeout")
             raise RenderTimeout(f"the job took longer than the limit of {timeout_s:g} s") from e
 
-    async def _publish(self, job: Job, run: ActiveRun, result: RenderResult) -> None:
+    async def _publish(self, job: Job, run: ActiveRun, video: Path) -> None:
+        """Stores the video (the publish hook retries); when that fails the MP4 is kept for retry-upload."""
         self._on_progress(job, run, "upload", 0, 1)
         publish = self.manager.hooks.publish or self._keep_locally
-        stored = await asyncio.to_thread(publish, job, result)
-        job.result = {
-            "duration_s": round(result.duration_s, 3), "frames": result.frames, "width": result.width,
-            "height": result.height, **{k: result.info[k] for k in ("face_detector", "seed") if k in result.info},
-            **stored,
-        }
+        try:
+            stored = await publish(job, video)
+        except BaseException as e:  # also a shutdown cancelling the retries: the render must not be lost
+            if run.reason != "deleted":
+                self._keep_unpublished(job, video)
+            if isinstance(e, Exception):
+                raise PublishFailed(f"the video could not be stored ({e}); it is kept: "
+                                    f"POST /v1/jobs/{job.id}/retry-upload stores it again") from e
+            raise
+        job.result = {**(job.result or {}), **stored}
+        if job.unpublished:
+            Path(job.unpublished).unlink(missing_ok=True)
+            job.unpublished = None
         self._on_progress(job, run, "upload", 1, 1)
         job.progress["eta_s"] = 0.0
 
-    def _keep_locally(self, job: Job, result: RenderResult) -> dict[str, Any]:
+    def _keep_unpublished(self, job: Job, video: Path) -> None:
+        """Moves the rendered MP4 out of the render folder (removed after the run) and records where."""
+        kept = self.manager.unpublished_path(job.id)
+        if video != kept and video.is_file():
+            kept.parent.mkdir(parents=True, exist_ok=True)
+            shutil.move(str(video), kept)
+        if kept.is_file():
+            job.unpublished = str(kept)
+            self.manager.store.save(job)
+            log.warning("job %s: upload failed; the video is kept at %s", job.id, kept, extra={"job_id": job.id})
+
+    async def _keep_locally(self, job: Job, video: Path) -> dict[str, Any]:
         """Publishing without a storage backend: the video moves to <work dir>/videos/<job id>.mp4."""
         dest = self.manager.config.work_dir / "videos" / f"{job.id}.mp4"
         dest.parent.mkdir(parents=True, exist_ok=True)
-        shutil.move(str(result.video_path), dest)
+        await asyncio.to_thread(shutil.move, str(video), dest)
         return {"key": str(dest), "url": None, "storage": "local", "bytes": dest.stat().st_size}
 
     def _failure(self, job: Job, run: ActiveRun, e: Exception) -> tuple[JobStatus, dict[str, str] | None]:

@@ -22,7 +22,7 @@ from .crop import MODES, output_size
 from .encode import FPS, VideoEncoder
 from .errors import Cancelled, InvalidAudio, MissingCheckpoints
 from .pasteback import paste_frames
-from .preprocess import SourceFace, detect_for_crop, prepare_source, read_image
+from .preprocess import SourceFace, largest_face, prepare_source, read_image
 from .reference_video import reference_coeffs, tile_to
 
 log = logging.getLogger(__name__)
@@ -76,6 +76,7 @@ class FaceInfo:
     score: float
     detector: str
     image_size: tuple[int, int]
+    faces: int  # faces found in the photo; the largest is the one animated
 
 
 @dataclass(frozen=True)
@@ -173,9 +174,12 @@ class Pipeline:
     def find_face(self, image_path: str | Path) -> FaceInfo:
         """The face generate() would animate. InvalidImage, NoFaceDetected."""
         rgb = read_image(Path(image_path))
-        face = detect_for_crop(self.analyzer, rgb)
+        # detect_for_crop's detector input (channel order per backend), keeping every face to count them
+        detector_input = rgb[..., ::-1] if self.analyzer.backend.startswith("retinaface") else rgb
+        faces = self.analyzer.detect(np.ascontiguousarray(detector_input))
+        face = largest_face(faces)
         return FaceInfo(tuple(float(v) for v in face.box), float(face.score), self.analyzer.backend,
-                        (rgb.shape[1], rgb.shape[0]))
+                        (rgb.shape[1], rgb.shape[0]), len(faces))
 
     def generate(self, image_path: str | Path, audio_path: str | Path, out_path: str | Path,
                  options: GenerateOptions = GenerateOptions(), progress: ProgressFn | None = None,

@@ -38,6 +38,16 @@ async def test_face_and_audio_found(settings, factory, face_png, speech_wav):
     assert jobs == [], "a preflight queues nothing"
 
 
+async def test_several_faces_are_counted_and_the_largest_is_used(settings, factory, two_faces_png, speech_wav):
+    async with running_app(settings, factory) as (_, client):
+        report = (await client.post("/v1/preflight", files=_files(two_faces_png, speech_wav))).json()
+    assert report["ok"] is True and report["face"]["faces"] == 2
+    assert [w["code"] for w in report["warnings"]] == ["multiple_faces"]
+    assert "largest" in report["warnings"][0]["message"]
+    x1, _, x2, _ = report["face"]["box"]
+    assert x2 < 512 and x2 - x1 > 70  # the face of the full-size copy
+
+
 async def test_every_problem_is_named_with_a_suggestion(settings, factory, noface_png, tmp_path):
     not_audio = tmp_path / "notes.wav"
     not_audio.write_text("these are not sound samples\n" * 50)

@@ -29,12 +29,17 @@ async def _client(app):
 
 
 async def test_pipeline_renders_through_the_api(tmp_path, standin_checkpoints, face_png, noface_png,
-                                                short_speech_wav):
+                                                short_speech_wav, two_faces_png):
     settings = make_settings(tmp_path, sadtalker_checkpoint_dir=standin_checkpoints, sadtalker_enhancer=False)
     app = create_app(settings)
     async with app.router.lifespan_context(app), await _client(app) as client:
         ready = await wait_for(client, "/readyz", lambda r: r.status_code == 200 or "failed" in r.text, 120)
         assert ready.status_code == 200, ready.text
+        preflight = (await client.post("/v1/preflight", files={
+            "image": ("two.png", two_faces_png.read_bytes()), "audio": ("s.wav", short_speech_wav.read_bytes())})).json()
+        assert preflight["ok"] is True and preflight["face"]["faces"] == 2, preflight
+        assert [w["code"] for w in preflight["warnings"]] == ["multiple_faces"]
+        assert preflight["face"]["detector"] == "dlib" and preflight["face"]["box"][2] < 512
         noface = await client.post("/v1/jobs", files={"image": ("c.png", noface_png.read_bytes()),
                                                       "audio": ("s.wav", short_speech_wav.read_bytes())})
         assert noface.status_code == 422 and noface.json()["error"]["code"] == "no_face_detected"

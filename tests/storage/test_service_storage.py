@@ -1,15 +1,20 @@
 """Storage through the real API: jobs publish to S3 (moto's server) and Supabase (the local Storage API server),
-the job JSON points at the stored video, the video endpoint redirects to it, and DELETE removes it."""
+the job JSON points at the stored video (a URL signed when the job is read), the video endpoint redirects to it,
+DELETE removes it, and a failed upload keeps the video until `retry-upload` stores it."""
 
 from __future__ import annotations
 
+import asyncio
+import logging
+import uuid
 from pathlib import Path
 
 import httpx
 from supabase_server import FakeSupabase, new_s3_bucket, new_supabase_bucket
 
 from tests.support.app import make_settings, running_app, wait_status
-from tests.support.fake_renderer import FakeFactory
+from tests.support.fake_renderer import FakeFactory, Script
+from webhooks import generate_secret
 
 
 def _files(face_png: Path, speech_wav: Path) -> dict:
@@ -71,9 +76,78 @@ async def test_supabase_video_is_stored_served_and_deleted(tmp_path, supabase_se
 
 async def test_unusable_bucket_fails_the_job_with_storage_error(tmp_path, s3_endpoint, face_png, speech_wav):
     settings = make_settings(tmp_path / "out", storage_provider="s3", s3_bucket="no-such-bucket",
-                             s3_endpoint_url=s3_endpoint, s3_region="us-east-1",
+                             s3_endpoint_url=s3_endpoint, s3_region="us-east-1", sadtalker_upload_retry_delays_s="0.05",
                              s3_access_key_id="AKIDSERVICE", s3_secret_access_key="service-secret")
     async with running_app(settings, FakeFactory()) as (_, client):
         job = await _run_job(client, face_png, speech_wav)
         assert job["status"] == "failed" and job["error"]["code"] == "storage_error", job
         assert "no-such-bucket" in job["error"]["message"]
+
+
+async def test_failed_upload_keeps_the_video_and_retry_upload_stores_it(tmp_path, s3_endpoint, s3_admin, face_png,
+                                                                       speech_wav, caplog):
+    bucket = f"later-{uuid.uuid4().hex[:12]}"  # created only after the first upload has failed
+    settings = make_settings(tmp_path / "out", storage_provider="s3", s3_bucket=bucket, s3_endpoint_url=s3_endpoint,
+                             s3_region="us-east-1", s3_access_key_id="AKIDSERVICE",
+                             s3_secret_access_key="service-secret", sadtalker_upload_retry_delays_s="0.05,0.05",
+                             webhook_secret=generate_secret(), sadtalker_webhook_schedule_s="60")
+    caplog.set_level(logging.WARNING, logger="storage.base")
+    async with running_app(settings, FakeFactory()) as (_, client):
+        response = await client.post("/v1/jobs", files=_files(face_png, speech_wav),
+                                     data={"webhook_url": "http://127.0.0.1:9/hooks"})
+        job_id = response.json()["id"]
+        failed = await wait_status(client, job_id, ("succeeded", "failed"))
+        assert failed["error"]["code"] == "storage_error" and "retry-upload" in failed["error"]["message"]
+        assert failed["result"] is None
+        assert len([r for r in caplog.records if "retrying" in r.getMessage()]) == 2  # three tries in all
+        kept = settings.sadtalker_output_dir / "unpublished" / f"{job_id}.mp4"
+        render_dir = settings.sadtalker_output_dir / "renders" / job_id
+        for _ in range(100):  # the render folder goes just after the job reads as failed
+            if not render_dir.exists():
+                break
+            await asyncio.sleep(0.02)
+        assert not render_dir.exists() and kept.read_bytes()[4:8] == b"ftyp"
+
+        again = await client.post(f"/v1/jobs/{job_id}/retry-upload")  # the bucket is still missing
+        assert again.status_code == 202 and again.json()["status"] == "running"
+        assert again.json()["progress"]["stage"] == "upload"
+        assert (await wait_status(client, job_id, ("succeeded", "failed")))["error"]["code"] == "storage_error"
+        assert kept.is_file()
+
+        s3_admin.create_bucket(Bucket=bucket)
+        assert (await client.post(f"/v1/jobs/{job_id}/retry-upload")).status_code == 202
+        done = await wait_status(client, job_id, ("succeeded", "failed"))
+        assert done["status"] == "succeeded", done
+        head = s3_admin.head_object(Bucket=bucket, Key=f"{job_id}.mp4")
+        assert head["ContentLength"] == done["result"]["bytes"] and not kept.exists()
+        refused = await client.post(f"/v1/jobs/{job_id}/retry-upload")
+        assert refused.status_code == 409 and refused.json()["error"]["code"] == "job_not_retryable"
+        assert (await client.post("/v1/jobs/job_nope/retry-upload")).status_code == 404
+        deliveries = (await client.get(f"/v1/jobs/{job_id}/deliveries")).json()["data"]
+        assert [d["event"] for d in deliveries] == ["job.started", "job.failed", "job.failed", "job.succeeded"]
+
+
+async def test_retry_upload_refuses_jobs_without_a_kept_video(tmp_path, face_png, speech_wav):
+    factory = FakeFactory(Script(fail_code="render_failed"))
+    async with running_app(make_settings(tmp_path / "out"), factory) as (_, client):
+        job = await _run_job(client, face_png, speech_wav)
+        refused = await client.post(f"/v1/jobs/{job['id']}/retry-upload")
+    assert job["error"]["code"] == "render_failed"
+    assert refused.status_code == 409 and refused.json()["error"]["code"] == "job_not_retryable"
+
+
+async def test_presigned_urls_are_made_when_the_job_is_read(tmp_path, s3_endpoint, s3_admin, face_png, speech_wav):
+    bucket = new_s3_bucket(s3_admin)
+    settings = make_settings(tmp_path / "out", storage_provider="s3", s3_bucket=bucket, s3_endpoint_url=s3_endpoint,
+                             s3_region="us-east-1", s3_access_key_id="AKIDSERVICE",
+                             s3_secret_access_key="service-secret", storage_url_expiry_s=2)
+    async with running_app(settings, FakeFactory()) as (_, client):
+        job = await _run_job(client, face_png, speech_wav)
+        first = job["result"]["video_url"]
+        await asyncio.sleep(1.1)  # past half the URL's lifetime: the next read signs a new one
+        later = (await client.get(f"/v1/jobs/{job['id']}")).json()["result"]["video_url"]
+        listed = (await client.get("/v1/jobs")).json()["data"][0]["result"]["video_url"]
+        redirect = await client.get(f"/v1/jobs/{job['id']}/video")
+    assert later != first and "X-Amz-Signature=" in later and listed == later
+    assert redirect.status_code == 307 and redirect.headers["location"] == later
+    assert (await _download(later)).status_code == 200

@@ -21,6 +21,7 @@ import numpy as np
 from jobs import RenderRequest, RenderResult
 
 FPS = 25
+MIN_FACE_SCORE = 0.5
 
 
 class FakeRenderError(Exception):
@@ -95,11 +96,17 @@ class FakeRenderer:
         bgr = cv2.imread(str(image_path))
         if bgr is None:
             raise FakeRenderError("invalid_image", "image could not be read")
-        rects = dlib.get_frontal_face_detector()(np.ascontiguousarray(bgr[:, :, ::-1]), 1)
+        rgb, detector = np.ascontiguousarray(bgr[:, :, ::-1]), dlib.get_frontal_face_detector()
+
+        def found(upsample: int) -> list:  # as the model's dlib fallback: a score floor, upsampled only if needed
+            rects, scores, _ = detector.run(rgb, upsample, 0.0)
+            return [rect for rect, score in zip(rects, scores, strict=True) if score >= MIN_FACE_SCORE]
+
+        rects = found(0) or found(1)
         if len(rects) == 0:
             raise FakeRenderError("no_face_detected", "no face was found in the image")
-        r = rects[0]
-        return {"box": [r.left(), r.top(), r.right(), r.bottom()], "detector": "dlib"}
+        r = max(rects, key=lambda rect: rect.area())
+        return {"box": [r.left(), r.top(), r.right(), r.bottom()], "detector": "dlib", "faces": len(rects)}
 
     def _boundary(self, should_cancel) -> None:
         while not self.factory.hold.wait(0.01):

@@ -1,6 +1,7 @@
 """Webhooks through the real API: a job's events reach a loopback receiver signed with WEBHOOK_SECRET and carry
 the job JSON; failures are reported; a deleted job sends nothing; a dead receiver blocks neither jobs nor
-shutdown; deliveries pending at shutdown go out after a restart."""
+shutdown; deliveries pending at shutdown go out after a restart (on the schedule of
+SADTALKER_WEBHOOK_SCHEDULE_S); the deliveries endpoints list and re-send them."""
 
 from __future__ import annotations
 
@@ -9,10 +10,9 @@ import json
 import time
 from pathlib import Path
 
-import pytest
 from webhook_receiver import Reply, wait_until
 
-from tests.support.app import make_settings, running_app, wait_status
+from tests.support.app import KEY_B, make_settings, running_app, wait_status
 from tests.support.fake_renderer import FakeFactory, Script
 from webhooks import generate_secret, verify
 
@@ -89,10 +89,9 @@ async def test_dead_receiver_blocks_neither_jobs_nor_shutdown(tmp_path, receiver
     assert time.monotonic() - leaving < 5.0
 
 
-@pytest.mark.slow  # the default schedule's first retry comes after ~5 s
 async def test_pending_deliveries_go_out_after_a_restart(tmp_path, receiver_factory, face_png, speech_wav):
     receiver = receiver_factory(Reply(503))
-    settings = make_settings(tmp_path / "out", webhook_secret=generate_secret())
+    settings = make_settings(tmp_path / "out", webhook_secret=generate_secret(), sadtalker_webhook_schedule_s="1,60")
     async with running_app(settings, FakeFactory()) as (_, client):
         job = await _submit(client, face_png, speech_wav, webhook_url=receiver.url,
                             webhook_events="job.succeeded")
@@ -100,7 +99,35 @@ async def test_pending_deliveries_go_out_after_a_restart(tmp_path, receiver_fact
         await wait_until(lambda: len(receiver.requests) == 1)
     receiver.replies = [Reply(200)]
     async with running_app(settings, FakeFactory()) as (app, client):
-        await wait_until(lambda: len(receiver.requests) == 2, timeout_s=15)  # first retry after ~5 s
+        await wait_until(lambda: len(receiver.requests) == 2, timeout_s=5)  # first retry after ~1 s
         first, second = receiver.requests
         assert first.headers["webhook-id"] == second.headers["webhook-id"]
         await wait_until(lambda: app.state.services.webhooks.deliveries(job["id"])[0]["status"] == "delivered")
+
+
+async def test_deliveries_are_listed_and_redelivered_through_the_api(tmp_path, receiver_factory, face_png,
+                                                                    speech_wav):
+    secret, receiver = generate_secret(), receiver_factory()
+    settings = make_settings(tmp_path / "out", webhook_secret=secret, sadtalker_webhook_timeout_s=2)
+    async with running_app(settings, FakeFactory()) as (_, client):
+        job = await _submit(client, face_png, speech_wav, webhook_url=receiver.url, webhook_events="job.succeeded")
+        await wait_status(client, job["id"], ("succeeded",))
+        await wait_until(lambda: len(receiver.requests) == 1)
+        path = f"/v1/jobs/{job['id']}/deliveries"
+        listed = await client.get(path)
+        assert listed.status_code == 200 and listed.json()["object"] == "list"
+        [delivery] = listed.json()["data"]
+        assert delivery["event"] == "job.succeeded" and delivery["url"] == receiver.url
+        assert delivery["status"] == "delivered" and delivery["attempts"][0]["status_code"] == 200
+        again = await client.post(f"{path}/{delivery['id']}/redeliver")
+        assert again.status_code == 202
+        await wait_until(lambda: len(receiver.requests) == 2)
+        first, second = receiver.requests
+        assert second.headers["webhook-id"] == first.headers["webhook-id"] == delivery["id"]
+        assert verify([secret], second.headers, second.body)
+        unknown = await client.post(f"{path}/msg_{'0' * 32}/redeliver")
+        other_key = await client.get(path, headers={"X-API-Key": KEY_B})
+        other_job = await _submit(client, face_png, speech_wav)
+        wrong_job = await client.post(f"/v1/jobs/{other_job['id']}/deliveries/{delivery['id']}/redeliver")
+    assert unknown.status_code == 404 and unknown.json()["error"]["code"] == "not_found"
+    assert other_key.status_code == 404 and wrong_job.status_code == 404
