@@ -23,6 +23,7 @@ import urlguard
 from api import deliveries, events, health, jobs_routes, legacy, preflight, web
 from api.deps import Services
 from api.errors import ApiError, error_body
+from api.health import StorageCheck
 from api.inputs import InputLimits, InputReader
 from api.logs import configure_logging
 from api.metrics import Metrics
@@ -107,7 +108,7 @@ async def build_services(settings: Settings, renderer_factory: RendererFactory |
         settings.sadtalker_max_audio_seconds, settings.sadtalker_max_image_pixels,
         settings.sadtalker_fetch_timeout_s, settings.sadtalker_allow_private_urls)
     reader = InputReader(limits, imageio_ffmpeg.get_ffmpeg_exe(), client, face_check=pool.check_face)
-    return Services(settings, manager, pool, reader, metrics, urls, storage, webhooks)
+    return Services(settings, manager, pool, reader, metrics, urls, storage, webhooks, StorageCheck(storage))
 
 
 def manager_config(settings: Settings) -> ManagerConfig:

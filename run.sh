@@ -44,8 +44,10 @@ export SADTALKER_OUTPUT_DIR="${SADTALKER_OUTPUT_DIR:-$HERE/outputs/api}"
 export SADTALKER_SHUTDOWN_GRACE_S="${SADTALKER_SHUTDOWN_GRACE_S:-30}"
 export PYTHONUNBUFFERED=1
 
-# Open requests get the same grace as running jobs on SIGTERM; UVICORN_ARGS comes last and wins.
+# On SIGTERM open requests (event streams too) get the jobs' grace plus 5 s before uvicorn closes them, so no
+# client can hold the shutdown; UVICORN_ARGS comes last and wins.
+grace_s="${SADTALKER_SHUTDOWN_GRACE_S%%.*}"
 # shellcheck disable=SC2086
 exec python -m uvicorn --factory api_app:create_app --app-dir "$HERE" \
-  --host "$API_HOST" --port "$API_PORT" --timeout-graceful-shutdown "$SADTALKER_SHUTDOWN_GRACE_S" \
+  --host "$API_HOST" --port "$API_PORT" --timeout-graceful-shutdown "$(( ${grace_s:-0} + 5 ))" \
   ${UVICORN_ARGS:-}

@@ -36,6 +36,7 @@ class Services:
     urls: VideoUrls
     storage: Any | None = None  # storage.Storage; None: videos stay under the output directory
     webhooks: Any | None = None  # webhooks.WebhookSender
+    storage_check: Any | None = None  # api.health.StorageCheck
 
     def base_url(self, request: Request) -> str:
         """API_PUBLIC_BASE_URL, else the origin the request came to."""

@@ -28,7 +28,6 @@ from jobs.errors import JobNotFound
 from .deps import Owner, ServicesDep
 
 HEARTBEAT_S = 15.0  # well under common proxy idle timeouts (60 s)
-QUEUE_POLL_S = 1.0  # how often a queued job's position is re-read (the queue moves without touching the job)
 RETRY_MS = 1000  # reconnect delay suggested to EventSource clients
 QUEUE_SLOTS = 1000  # id term for queue progress: position 1..999 -> 999..1
 TERMINAL = ("succeeded", "failed", "canceled")
@@ -61,28 +60,23 @@ def parse_last_event_id(value: str | None) -> int | None:
 
 
 async def job_events(manager: JobManager, job_id: str, owner: str | None, last_event_id: int | None = None, *,
-                     heartbeat_s: float = HEARTBEAT_S, queue_poll_s: float = QUEUE_POLL_S) -> AsyncIterator[bytes]:
+                     heartbeat_s: float = HEARTBEAT_S) -> AsyncIterator[bytes]:
     """The stream's bytes: events newer than `last_event_id`, heartbeats, ending after the terminal event
-    (which is always sent, so a stream never ends without saying how the job ended)."""
+    (which is always sent, so a stream never ends without saying how the job ended). The manager's watch
+    also yields when a queued job's position moves."""
     yield f"retry: {RETRY_MS}\n\n".encode()
     updates = manager.watch(job_id, owner)
     pending = asyncio.ensure_future(anext(updates))
     last_sent, last_write, current = last_event_id or 0, time.monotonic(), None
     try:
         while True:
-            queued = current is not None and current["status"] == "queued"
-            done, _ = await asyncio.wait({pending}, timeout=min(heartbeat_s, queue_poll_s) if queued else heartbeat_s)
+            done, _ = await asyncio.wait({pending}, timeout=heartbeat_s)
             if pending in done:
                 try:
                     current = pending.result()
                 except (StopAsyncIteration, JobNotFound):  # ended, or deleted before the watch began
                     return
                 pending = asyncio.ensure_future(anext(updates))
-            elif queued:  # the queue may have moved: re-read the position
-                try:
-                    current = manager.job_json(manager.get(job_id, owner))
-                except JobNotFound:  # deleted meanwhile
-                    return
             ident = event_id(current) if current is not None else 0
             if current is not None and (ident > last_sent or current["status"] in TERMINAL):
                 last_sent = max(ident, last_sent + 1)  # strictly increasing even within one millisecond
@@ -116,6 +110,7 @@ async def stream_job_events(
     """The job's live progress (stage, percent, frames, ETA, queue position) until it ends.
 
     Send the API key as X-API-Key (browsers: read the stream with fetch(), not EventSource)."""
-    services.manager.get(job_id, owner)  # 404 before the stream starts
+    job = services.manager.get(job_id, owner)  # 404 before the stream starts
+    await services.urls.refresh(job)  # a finished job's first event carries a fresh video URL
     stream = job_events(services.manager, job_id, owner, parse_last_event_id(last_event_id))
     return StreamingResponse(stream, media_type="text/event-stream", headers=SSE_HEADERS)

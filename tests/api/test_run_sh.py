@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import subprocess
 import time
+from pathlib import Path
 
 import httpx
 import pytest
@@ -42,6 +43,9 @@ def test_run_sh_starts_the_service_from_anywhere(tmp_path):
                             json={"image_url": "https://example.com/a.png", "audio_url": "https://example.com/a.wav"})
         assert submit.status_code == 503 and submit.json()["error"]["code"] == "models_unavailable"
         assert (tmp_path / "out" / "jobs.sqlite3").is_file()
+        # run.sh exec'd uvicorn: open requests (event streams) get the jobs' grace + 5 s on SIGTERM, no more
+        argv = Path(f"/proc/{proc.pid}/cmdline").read_bytes().split(b"\0")
+        assert argv[argv.index(b"--timeout-graceful-shutdown") + 1] == b"7"
     finally:
         proc.terminate()
         code = proc.wait(30)

@@ -26,7 +26,25 @@ def test_env_names_of_the_description_are_read(monkeypatch, tmp_path):
     assert "key-one" not in repr(settings)
 
 
+def test_retry_schedules_multipart_threshold_and_kept_inputs_are_read(monkeypatch, tmp_path):
+    monkeypatch.setenv("SADTALKER_WEBHOOK_SCHEDULE_S", "0.5, 2,10")
+    monkeypatch.setenv("SADTALKER_WEBHOOK_TIMEOUT_S", "3")
+    monkeypatch.setenv("SADTALKER_UPLOAD_RETRY_DELAYS_S", "2,8")
+    monkeypatch.setenv("STORAGE_PROVIDER", "s3")
+    monkeypatch.setenv("S3_BUCKET", "videos")
+    monkeypatch.setenv("S3_MULTIPART_THRESHOLD_BYTES", str(8 * 1024 * 1024))
+    monkeypatch.setenv("SADTALKER_KEEP_INPUTS", "true")
+    settings = Settings()
+    assert settings.webhook_schedule == (0.5, 2.0, 10.0) and settings.sadtalker_webhook_timeout_s == 3
+    assert settings.upload_retry_delays == (2.0, 8.0) and settings.sadtalker_keep_inputs is True
+    assert settings.storage_options()["multipart_threshold_bytes"] == 8 * 1024 * 1024
+    defaults = Settings(_env_file=None, sadtalker_webhook_schedule_s="", sadtalker_upload_retry_delays_s="")
+    assert defaults.webhook_schedule is None and defaults.upload_retry_delays == ()
+
+
 @pytest.mark.parametrize("field, value", [
+    ("sadtalker_webhook_schedule_s", "5,soon"), ("sadtalker_upload_retry_delays_s", "-1"),
+    ("s3_multipart_threshold_bytes", "0"), ("sadtalker_webhook_timeout_s", "0"),
     ("api_keys", "changeme"), ("storage_provider", "dropbox"), ("api_log_level", "LOUD"),
     ("sadtalker_device", "tpu"), ("api_public_base_url", "ftp://x"), ("sadtalker_max_queue", "0"),
     ("webhook_secret", "plain-secret"), ("sadtalker_preload_sizes", "128"),

@@ -117,3 +117,38 @@ async def test_a_renderer_that_fails_to_load_makes_submissions_fail_fast(tmp_pat
         assert not manager.workers_alive() or await asyncio.sleep(0.05) is None
     finally:
         await manager.close()
+
+
+async def test_inputs_are_kept_when_asked_and_removed_with_the_job(tmp_path, factory, face_jpg, short_speech_wav):
+    manager = await _manager(tmp_path, factory, keep_inputs=True)
+    try:
+        job = await _submit(manager, short_speech_wav, face_jpg)
+        async for _ in manager.watch(job.id):
+            pass
+        assert (manager.input_dir(job.id) / "image.upload").is_file()
+        await manager.delete(job.id)
+        assert not manager.input_dir(job.id).exists()
+    finally:
+        await manager.close()
+
+
+async def test_a_retry_upload_cut_short_by_a_crash_can_be_retried(tmp_path, factory):
+    store = JobStore(tmp_path / "jobs.sqlite3")
+    kept = tmp_path / "unpublished" / "job_up.mp4"
+    kept.parent.mkdir()
+    kept.write_bytes(b"\0\0\0\x18ftypmp42")
+    store.save(Job(id="job_up", owner="o", options={}, inputs={}, status=JobStatus.RUNNING, attempts=1,
+                   unpublished=str(kept)))
+    store.close()
+    manager = await _manager(tmp_path, factory)
+    try:
+        job = manager.get("job_up")
+        assert job.status is JobStatus.FAILED and job.error["code"] == "storage_error"
+        assert manager.can_retry_upload(job) and factory.started == [], "not rendered again"
+        await manager.retry_upload("job_up")
+        async for _ in manager.watch("job_up"):
+            pass
+        done = manager.get("job_up")
+        assert done.status is JobStatus.SUCCEEDED and Path(done.result["key"]).is_file() and not kept.exists()
+    finally:
+        await manager.close()

@@ -39,6 +39,8 @@ async def test_s3_video_is_stored_served_and_deleted(tmp_path, s3_endpoint, s3_a
                              s3_endpoint_url=s3_endpoint, s3_region="us-east-1", s3_prefix="renders",
                              s3_access_key_id="AKIDSERVICE", s3_secret_access_key="service-secret")
     async with running_app(settings, FakeFactory()) as (_, client):
+        ready = (await client.get("/readyz")).json()
+        assert ready["storage"] == {"name": "s3", "ok": True, "problem": None}
         job = await _run_job(client, face_png, speech_wav)
         assert job["status"] == "succeeded", job
         result, key = job["result"], f"renders/{job['id']}.mp4"
@@ -79,9 +81,12 @@ async def test_unusable_bucket_fails_the_job_with_storage_error(tmp_path, s3_end
                              s3_endpoint_url=s3_endpoint, s3_region="us-east-1", sadtalker_upload_retry_delays_s="0.05",
                              s3_access_key_id="AKIDSERVICE", s3_secret_access_key="service-secret")
     async with running_app(settings, FakeFactory()) as (_, client):
+        ready = (await client.get("/readyz")).json()
         job = await _run_job(client, face_png, speech_wav)
-        assert job["status"] == "failed" and job["error"]["code"] == "storage_error", job
-        assert "no-such-bucket" in job["error"]["message"]
+    assert ready["status"] == "ready", "a cloud store that does not answer is reported, not fatal"
+    assert ready["storage"]["ok"] is False and "no-such-bucket" in ready["storage"]["problem"]
+    assert job["status"] == "failed" and job["error"]["code"] == "storage_error", job
+    assert "no-such-bucket" in job["error"]["message"]
 
 
 async def test_failed_upload_keeps_the_video_and_retry_upload_stores_it(tmp_path, s3_endpoint, s3_admin, face_png,
