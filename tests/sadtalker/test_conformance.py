@@ -70,3 +70,12 @@ def test_an_unknown_or_broken_case_fails(golden_copy, reference_dir):
     assert "no runner for this case" in result.stdout
     assert "d_mapping" in result.stdout and "error:" in result.stdout
 
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(1800)
+def test_every_face_model_case_passes(reference_dir):
+    """The face-model golden directory (detector, landmarks, parsing, GFPGAN, paste-back, enhancer flow)."""
+    result = _run(str(reference_dir / "facemodels" / "golden"), timeout=1800)
+    assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-3000:]
+    assert "FAIL" not in result.stdout and " 0 failed" in result.stdout
