@@ -48,7 +48,8 @@ def audio_stream(stderr: str) -> dict[str, Any]:
         return {}
     layout = match.group(3).strip()
     channels = CHANNEL_LAYOUTS.get(layout) or (int(layout.split()[0]) if layout[:1].isdigit() else None)
-    return {"codec": match.group(1).strip(), "sample_rate": int(match.group(2)), "channels": channels}
+    codec = match.group(1).split(" (")[0].strip()  # "pcm_s16le ([1][0][0][0] / 0x0001)" -> "pcm_s16le"
+    return {"codec": codec, "sample_rate": int(match.group(2)), "channels": channels}
 
 
 def check_image(path: Path, max_pixels: int) -> ImageInfo:

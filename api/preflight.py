@@ -39,6 +39,7 @@ SUGGESTIONS = {
     "fetch_failed": "Check that the URL is public and answers with the file.",
     "url_not_allowed": "Use a public http(s) URL; private, loopback and metadata addresses are refused.",
     "face_not_checked": "The face is checked when the job starts.",
+    "models_unavailable": "The service cannot run jobs until its model files are in place; ask its operator.",
 }
 AUDIO_CODES = ("invalid_audio", "audio_too_long")
 
@@ -85,6 +86,16 @@ class PreflightAnswer(BaseModel):
 
 def problem(code: str, message: str) -> dict[str, Any]:
     return {"code": code, "message": message, "suggestion": SUGGESTIONS.get(code)}
+
+
+def refuse_without_models(services: Services, answer: dict[str, Any]) -> dict[str, Any]:
+    """No job can run while no worker could load its models: say so (a submission answers 503)."""
+    failure = services.pool.failure()
+    if failure is None:
+        return answer
+    warnings = [w for w in answer["warnings"] if w["code"] != "face_not_checked"]
+    return {**answer, "ok": False, "errors": [*answer["errors"], problem("models_unavailable", failure["message"])],
+            "warnings": warnings}
 
 
 def audio_answer(info: AudioInfo) -> dict[str, Any]:
@@ -164,7 +175,7 @@ async def preflight(request: Request, services: ServicesDep, _owner: Owner) -> d
         except ApiError as e:
             if e.code in ("validation_error", "unknown_field"):
                 raise  # the request itself is malformed: an error body, as for a submission
-            return await diagnose(services, parsed, e)
-        return await answer_for(services, report)
+            return refuse_without_models(services, await diagnose(services, parsed, e))
+        return refuse_without_models(services, await answer_for(services, report))
     finally:
         await asyncio.to_thread(shutil.rmtree, dest, True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import io
 
@@ -35,6 +36,7 @@ async def test_face_and_audio_found(settings, factory, face_png, speech_wav):
         assert preview.format == "JPEG" and max(preview.size) <= 128
     audio = report["audio"]
     assert 4.0 < audio["duration_s"] < 7.0 and audio["sample_rate"] == 22050 and audio["channels"] == 1
+    assert audio["codec"] == "pcm_s16le" and audio["container"] == "wav"
     assert jobs == [], "a preflight queues nothing"
 
 
@@ -112,3 +114,15 @@ async def test_url_inputs_are_fetched_and_checked(settings, factory, face_png, s
     failed = gone.json()
     assert gone.status_code == 200 and failed["ok"] is False
     assert [p["code"] for p in failed["errors"]] == ["fetch_failed"] and failed["errors"][0]["suggestion"]
+
+
+async def test_without_models_no_job_would_run(settings, factory, face_png, speech_wav):
+    factory.script = Script(load_error="checkpoints missing in /nowhere: SadTalker_V0.0.2_256.safetensors")
+    async with running_app(settings, factory, wait_ready=False) as (app, client):
+        while app.state.services.pool.state == "loading":
+            await asyncio.sleep(0.01)
+        report = (await client.post("/v1/preflight", files=_files(face_png, speech_wav))).json()
+    assert report["ok"] is False and report["face"] is None and report["warnings"] == []
+    assert [p["code"] for p in report["errors"]] == ["models_unavailable"]
+    assert "SadTalker_V0.0.2_256.safetensors" in report["errors"][0]["message"]
+    assert report["audio"]["sample_rate"] == 22050, "the inputs are still checked"
