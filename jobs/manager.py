@@ -30,6 +30,7 @@ from .models import Job, JobStatus, empty_progress, new_job_id, stage_percent
 from .pool import Worker, WorkerPool
 from .runner import ActiveRun, JobRunner
 from .store import JobStore
+from .watchers import Watchers
 
 log = logging.getLogger(__name__)
 
@@ -81,14 +82,6 @@ class NewJob:
     request_hash: str | None = None
 
 
-class _Watcher:
-    """Latest job JSON for one `watch()` consumer; updates coalesce so a slow reader never piles up."""
-
-    def __init__(self) -> None:
-        self.latest: dict[str, Any] | None = None
-        self.changed = asyncio.Event()
-
-
 class JobManager:
     def __init__(self, store: JobStore, pool: WorkerPool, config: ManagerConfig, hooks: ManagerHooks | None = None):
         self.store, self.pool, self.config = store, pool, config
@@ -96,7 +89,7 @@ class JobManager:
         self._queue: deque[str] = deque()
         self._jobs: dict[str, Job] = {}  # queued and running jobs (live progress); the store has the rest
         self._active: dict[str, ActiveRun] = {}
-        self._watchers: dict[str, set[_Watcher]] = {}
+        self._watchers = Watchers()
         self._wakeup = asyncio.Condition()
         self._tasks: list[asyncio.Task] = []
         self._uploads: set[asyncio.Task] = set()  # retry-upload runs
@@ -359,13 +352,8 @@ class JobManager:
 
     def notify(self, job: Job) -> None:
         """Hands the job's current JSON to every watcher."""
-        watchers = self._watchers.get(job.id)
-        if not watchers:
-            return
-        snapshot = self.job_json(job)
-        for watcher in watchers:
-            watcher.latest = snapshot
-            watcher.changed.set()
+        if job.id in self._watchers:
+            self._watchers.publish(job.id, self.job_json(job))
 
     async def emit(self, event: str, job: Job) -> None:
         if self.hooks.on_event is None:
@@ -378,22 +366,12 @@ class JobManager:
     async def watch(self, job_id: str, owner: str | None = None) -> AsyncIterator[dict[str, Any]]:
         """Yields the job JSON now and on every change, ending after a terminal state."""
         job = self.get(job_id, owner)
-        watcher = _Watcher()
-        self._watchers.setdefault(job_id, set()).add(watcher)
+        updates = self._watchers.follow(job_id, lambda: self.job_json(job))
         try:
-            current = self.job_json(job)
-            yield current
-            while current["status"] not in ("succeeded", "failed", "canceled"):
-                await watcher.changed.wait()
-                watcher.changed.clear()
-                if watcher.latest is not None:
-                    current = watcher.latest
-                    yield current
+            async for snapshot in updates:
+                yield snapshot
         finally:
-            watchers = self._watchers.get(job_id, set())
-            watchers.discard(watcher)
-            if not watchers:
-                self._watchers.pop(job_id, None)
+            await updates.aclose()
 
     # --- workers and retention
     async def _next_job(self) -> Job | None:
