@@ -10,6 +10,7 @@ import pytest
 
 from jobs import Job, JobManager, JobStatus, JobStore, ManagerConfig, NewJob, WorkerPool
 from jobs.errors import QueueFull
+from jobs.manager import ManagerHooks
 from jobs.models import stage_percent
 from tests.support.fake_renderer import FakeFactory
 
@@ -150,5 +151,32 @@ async def test_a_retry_upload_cut_short_by_a_crash_can_be_retried(tmp_path, fact
             pass
         done = manager.get("job_up")
         assert done.status is JobStatus.SUCCEEDED and Path(done.result["key"]).is_file() and not kept.exists()
+    finally:
+        await manager.close()
+
+
+async def test_a_shutdown_during_the_upload_keeps_the_video(tmp_path, factory, face_jpg, short_speech_wav):
+    uploading = asyncio.Event()
+
+    async def stalled_upload(job: Job, video: Path) -> dict:  # a store that never answers
+        uploading.set()
+        await asyncio.Event().wait()
+        raise AssertionError("unreachable")
+
+    manager = await _manager(tmp_path, factory, shutdown_grace_s=0.2)
+    manager.hooks = ManagerHooks(publish=stalled_upload)
+    job = await _submit(manager, short_speech_wav, face_jpg)
+    await asyncio.wait_for(uploading.wait(), 10)
+    await manager.close()
+
+    manager = await _manager(tmp_path, factory)
+    try:
+        failed = manager.get(job.id)
+        assert failed.status is JobStatus.FAILED and failed.error["code"] == "storage_error"
+        assert Path(failed.unpublished).read_bytes()[4:8] == b"ftyp" and manager.can_retry_upload(failed)
+        await manager.retry_upload(job.id)
+        async for _ in manager.watch(job.id):
+            pass
+        assert manager.get(job.id).status is JobStatus.SUCCEEDED and factory.started == [job.id], "rendered once"
     finally:
         await manager.close()
