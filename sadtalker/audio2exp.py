@@ -13,7 +13,8 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from .audio_encoder import AudioEncoder, AudioEncoderDims, load_strict, tensor_dim
+from .audio_encoder import AudioEncoder, AudioEncoderDims
+from .statedict import load_strict, tensor_dim
 
 EXP_DIM = 64  # expression coefficients of the 3DMM
 

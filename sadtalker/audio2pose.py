@@ -17,8 +17,9 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from .audio_encoder import AudioEncoder, AudioEncoderDims, load_strict, tensor_dim
+from .audio_encoder import AudioEncoder, AudioEncoderDims
 from .resunet import ResUnet
+from .statedict import load_strict, tensor_dim
 
 PoseNoise = Callable[[int], torch.Tensor]  # block index k -> z (1, latent) of block k, in draw order
 

@@ -1,5 +1,4 @@
-"""The wav2lip-style mel-window encoder shared by ExpNet and PoseVAE (ARCHITECTURE §4), and the strict
-state-dict loading used by every network of the audio side.
+"""The wav2lip-style mel-window encoder shared by ExpNet and PoseVAE (ARCHITECTURE §4).
 
 (N, 1, 80, 16) normalised mel windows -> (N, 512) embeddings, 13 conv blocks with eval-mode BN.
 """
@@ -9,11 +8,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-import numpy as np
 import torch
 from torch import nn
 
-from .errors import CheckpointError
+from .statedict import tensor_dim
 
 EMBED_CHUNK = 256  # mel windows per encoder call (~40 MB of float32 activations at full width)
 
@@ -81,34 +79,3 @@ class AudioEncoder(nn.Sequential):
         """(N, 1, 80, 16) -> (N, C), in chunks so memory stays flat for long clips."""
         chunks = mels.split(EMBED_CHUNK) or (mels,)  # an empty batch still gives (0, C)
         return torch.cat([self(chunk).flatten(1) for chunk in chunks])
-
-
-def tensor_dim(state: Mapping[str, object], name: str, source: str, axis: int = 0) -> int:
-    """Size of `state[name]` along `axis`; CheckpointError naming the file if it is missing or too flat."""
-    if name not in state:
-        raise CheckpointError(f"{source}: missing tensor {name!r}")
-    shape = tuple(np.shape(state[name]))
-    if len(shape) <= axis or shape[axis] < 1:
-        raise CheckpointError(f"{source}: tensor {name!r} has shape {shape}, which no network of this kind has")
-    return int(shape[axis])
-
-
-def load_strict(net: nn.Module, state: Mapping[str, object], source: str) -> None:
-    """Copy `state` into `net`; every tensor must exist on both sides with the same shape.
-
-    Raises CheckpointError naming `source` and the first offending tensor. Values may be torch
-    tensors or numpy arrays; they are cast to the parameter's dtype.
-    """
-    expected = net.state_dict()
-    for name, ref in expected.items():
-        if name not in state:
-            raise CheckpointError(f"{source}: missing tensor {name!r} (expected shape {tuple(ref.shape)})")
-        shape = tuple(np.shape(state[name]))
-        if shape != tuple(ref.shape):
-            raise CheckpointError(f"{source}: tensor {name!r} has shape {shape}, expected {tuple(ref.shape)}")
-    extra = [name for name in state if name not in expected]
-    if extra:
-        raise CheckpointError(f"{source}: unexpected tensor {extra[0]!r} ({len(extra)} unexpected in all)")
-    tensors = {name: torch.as_tensor(np.asarray(v)) if not isinstance(v, torch.Tensor) else v
-               for name, v in state.items()}
-    net.load_state_dict(tensors, strict=True)

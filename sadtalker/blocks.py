@@ -1,4 +1,4 @@
-"""Building blocks shared by the face-renderer networks (ARCHITECTURE §7.1) and the strict loader.
+"""Building blocks shared by the face-renderer networks (ARCHITECTURE §7.1).
 
 Every block keeps the official sub-module names (`conv`, `norm`, `conv1`, ...), so a network's
 `state_dict()` lists exactly the tensor names of the official checkpoint files. BatchNorm layers are
@@ -7,13 +7,11 @@ plain `nn.BatchNorm2d/3d` (the original synchronized BN is identical in eval mod
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import nn
-
-from .errors import CheckpointError
 
 
 class DownBlock2d(nn.Module):
@@ -102,43 +100,3 @@ def coordinate_grid(spatial: Sequence[int], like: torch.Tensor) -> torch.Tensor:
     yy = y.view(1, -1, 1).expand(d, h, w)
     xx = x.view(1, 1, -1).expand(d, h, w)
     return torch.stack([xx, yy, zz], dim=-1)  # D x H x W x 3
-
-
-def count_indexed(state: Mapping[str, object], prefix: str) -> int:
-    """Number of consecutive children `prefix{i}.` present in a state dict (i = 0, 1, ...)."""
-    n = 0
-    while any(k.startswith(f"{prefix}{n}.") for k in state):
-        n += 1
-    return n
-
-
-def require(state: Mapping[str, torch.Tensor], name: str, source: str) -> torch.Tensor:
-    """`state[name]`, or CheckpointError naming the file and the tensor."""
-    if name not in state:
-        raise CheckpointError(f"{source}: missing tensor '{name}'")
-    return state[name]
-
-
-def load_strict(module: nn.Module, state: Mapping[str, torch.Tensor], source: str) -> None:
-    """Load `state` into `module`; every tensor must be present, expected and of the right shape.
-
-    Raises CheckpointError naming `source` and the first missing, unexpected or mis-shaped tensor.
-    """
-    own = module.state_dict()
-    for name, tensor in own.items():
-        if name not in state:
-            raise CheckpointError(f"{source}: missing tensor '{name}' (expected shape {tuple(tensor.shape)})")
-        got = tuple(state[name].shape)
-        if got != tuple(tensor.shape):
-            raise CheckpointError(f"{source}: tensor '{name}' has shape {got}, expected {tuple(tensor.shape)}")
-    for name in state:
-        if name not in own:
-            raise CheckpointError(f"{source}: unexpected tensor '{name}'")
-    converted = {}
-    for name, tensor in state.items():
-        t = torch.as_tensor(tensor)
-        if t.is_floating_point() != own[name].is_floating_point():
-            raise CheckpointError(f"{source}: tensor '{name}' has dtype {t.dtype}, expected {own[name].dtype}")
-        converted[name] = t
-    module.load_state_dict(converted, strict=True)
-    module.eval()

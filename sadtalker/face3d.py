@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from .audio_encoder import load_strict, tensor_dim
+from .statedict import load_strict, tensor_dim
 
 EXPANSION = 4  # bottleneck output width / inner width
 INPUT_SIZE = 224  # pixels

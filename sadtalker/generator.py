@@ -16,8 +16,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .blocks import DownBlock2d, ResBlock3d, SameBlock2d, count_indexed, load_strict, require
+from .blocks import DownBlock2d, ResBlock3d, SameBlock2d
 from .dense_motion import DenseMotionDims, DenseMotionNetwork
+from .statedict import count_indexed, load_strict, require
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .blocks import load_strict, require
+from .statedict import load_strict, require
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .blocks import DownBlock2d, UpBlock3d, coordinate_grid, count_indexed, load_strict, require
+from .blocks import DownBlock2d, UpBlock3d, coordinate_grid
+from .statedict import count_indexed, load_strict, require
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .blocks import count_indexed, load_strict, require
+from .statedict import count_indexed, load_strict, require
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .weights import build_and_load, shape
+from ..statedict import tensor_shape
+from .weights import build_and_load
 
 HOURGLASS_DEPTH = 4
 BOUNDARY_THRESHOLD = 0.05
@@ -124,10 +125,10 @@ class FAN(nn.Module):
     @classmethod
     def from_state_dict(cls, state: Mapping[str, torch.Tensor], source: str) -> FAN:
         modules = sum(1 for k in state if k.startswith("l") and k[1:].split(".")[0].isdigit() and k.endswith("weight"))
-        dims = FANDims(width=shape(state, "conv1.conv.weight", source)[0],
-                       mid=shape(state, "conv2.downsample.2.weight", source)[0],
-                       features=shape(state, "conv4.downsample.2.weight", source)[0],
-                       num_landmarks=shape(state, "l0.weight", source)[0] - 1,
+        dims = FANDims(width=tensor_shape(state, "conv1.conv.weight", source)[0],
+                       mid=tensor_shape(state, "conv2.downsample.2.weight", source)[0],
+                       features=tensor_shape(state, "conv4.downsample.2.weight", source)[0],
+                       num_landmarks=tensor_shape(state, "l0.weight", source)[0] - 1,
                        num_modules=max(modules, 1))
         return build_and_load(lambda: cls(dims), state, source)
 

@@ -16,8 +16,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..statedict import tensor_shape
 from .stylegan2 import StyleGAN2Decoder
-from .weights import build_and_load, shape
+from .weights import build_and_load
 
 
 @dataclass(frozen=True)
@@ -85,10 +86,10 @@ class GFPGANv1Clean(nn.Module):
     def from_state_dict(cls, state: Mapping[str, torch.Tensor], source: str) -> GFPGANv1Clean:
         levels = len({k.split(".")[1] for k in state if k.startswith("conv_body_down.")})
         dims = GFPGANDims(out_size=2 ** (levels + 2),
-                          style_dim=shape(state, "stylegan_decoder.style_conv1.modulated_conv.modulation.weight",
+                          style_dim=tensor_shape(state, "stylegan_decoder.style_conv1.modulated_conv.modulation.weight",
                                           source)[1],
-                          unet_channels=shape(state, "final_conv.weight", source)[0],
-                          decoder_channels=shape(state, "stylegan_decoder.constant_input.weight", source)[1])
+                          unet_channels=tensor_shape(state, "final_conv.weight", source)[0],
+                          decoder_channels=tensor_shape(state, "stylegan_decoder.constant_input.weight", source)[1])
         return build_and_load(lambda: cls(dims), state, source)
 
     def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:

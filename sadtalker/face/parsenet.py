@@ -14,8 +14,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..statedict import tensor_shape
 from .constants import PARSE_COLORMAP
-from .weights import build_and_load, shape
+from .weights import build_and_load
 
 DOWN_STEPS = 4  # 512 -> 32 px
 
@@ -96,10 +97,10 @@ class ParseNet(nn.Module):
     @classmethod
     def from_state_dict(cls, state: Mapping[str, torch.Tensor], source: str) -> ParseNet:
         depth = len({k.split(".")[1] for k in state if k.startswith("body.")})
-        dims = ParseNetDims(base=shape(state, "encoder.0.conv2d.weight", source)[0],
-                            max_channels=shape(state, "body.0.conv1.conv2d.weight", source)[0],
+        dims = ParseNetDims(base=tensor_shape(state, "encoder.0.conv2d.weight", source)[0],
+                            max_channels=tensor_shape(state, "body.0.conv1.conv2d.weight", source)[0],
                             res_depth=max(depth, 1),
-                            classes=shape(state, "out_mask_conv.conv2d.weight", source)[0])
+                            classes=tensor_shape(state, "out_mask_conv.conv2d.weight", source)[0])
         return build_and_load(lambda: cls(dims), state, source)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -13,7 +13,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .weights import build_and_load, shape
+from ..statedict import tensor_shape
+from .weights import build_and_load
 
 RESNET50_BLOCKS = (3, 4, 6, 3)
 ANCHORS_PER_CELL = 2
@@ -142,8 +143,8 @@ class RetinaFace(nn.Module):
 
     @classmethod
     def from_state_dict(cls, state: Mapping[str, torch.Tensor], source: str) -> RetinaFace:
-        dims = RetinaFaceDims(width=shape(state, "body.conv1.weight", source)[0],
-                              fpn_channels=shape(state, "fpn.output1.0.weight", source)[0])
+        dims = RetinaFaceDims(width=tensor_shape(state, "body.conv1.weight", source)[0],
+                              fpn_channels=tensor_shape(state, "fpn.output1.0.weight", source)[0])
         return build_and_load(lambda: cls(dims), state, source)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:

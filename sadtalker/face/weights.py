@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from ..errors import CheckpointError
+from ..statedict import load_strict
 
 DETECTOR_FILE = "detection_Resnet50_Final.pth"
 LANDMARK_FILE = "alignment_WFLW_4HG.pth"
@@ -118,40 +119,9 @@ def _sub_dict(flat: Mapping[str, torch.Tensor], keys: tuple[str, ...], source: s
     raise CheckpointError(f"{source}: no {' or '.join(repr(k) for k in keys)} entry (top-level keys: {found})")
 
 
-def shape(state: Mapping[str, torch.Tensor], name: str, source: str) -> tuple[int, ...]:
-    """Shape of a tensor the dims inference needs; CheckpointError naming it when absent."""
-    if name not in state:
-        raise CheckpointError(f"{source}: missing tensor '{name}'")
-    return tuple(state[name].shape)
-
-
-def load_strict(module: nn.Module, state: Mapping[str, torch.Tensor], source: str) -> None:
-    """Copy `state` into `module`; any missing, unexpected or mis-shaped tensor raises CheckpointError.
-
-    BatchNorm `num_batches_tracked` counters may be absent (torch tolerates that too).
-    """
-    own = module.state_dict()
-    missing = [k for k in own if k not in state and not k.endswith("num_batches_tracked")]
-    if missing:
-        raise CheckpointError(f"{source}: missing tensor '{missing[0]}' ({len(missing)} missing)")
-    unexpected = [k for k in state if k not in own]
-    if unexpected:
-        raise CheckpointError(f"{source}: unexpected tensor '{unexpected[0]}' ({len(unexpected)} unexpected)")
-    for name, value in state.items():
-        expected = tuple(own[name].shape)
-        scalar_counter = expected == () and value.numel() == 1  # numpy-written counters are (1,)
-        if tuple(value.shape) != expected and not scalar_counter:
-            raise CheckpointError(f"{source}: tensor '{name}' has shape {tuple(value.shape)}, expected {expected}")
-    fixed = {k: v.reshape(own[k].shape) for k, v in state.items()}  # (1,) counters from numpy -> 0-d
-    module.load_state_dict(fixed, strict=True)
-
-
 def build_and_load(make: Callable[[], nn.Module], state: Mapping[str, torch.Tensor], source: str) -> nn.Module:
     """Build a module (dims already inferred) and load it strictly; eval mode."""
-    module = make()
-    load_strict(module, state, source)
-    return module.eval()
-
+    return load_strict(make(), state, source)
 
 def find_face_file(checkpoint_dir: Path, name: str) -> Path | None:
     """`name` in the checkpoint directory or its `gfpgan/weights/` (where SadTalker's script puts them)."""
