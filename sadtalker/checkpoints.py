@@ -16,7 +16,6 @@ import threading
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import torch
 from torch import nn
@@ -26,6 +25,7 @@ from .generator import SPADEGenerator
 from .head_pose import HEEstimator
 from .kp_detector import KPDetector
 from .mapping import MappingNet
+from .weightfile import read_weights, sub_state
 
 log = logging.getLogger(__name__)
 
@@ -39,9 +39,7 @@ LEGACY_FILES = {  # role -> (file name, dict keys read)
     "renderer": ("facevid2vid_00189-model.pth.tar", ("generator", "kp_detector", "he_estimator")),
     "face3d": ("epoch_20.pth", ("net_recon",)),
 }
-FLATTENED_MARK = "sadtalker_flattened_torch_dict"
-ZIP_MAGIC = b"PK\x03\x04"
-PICKLE_MAGIC = b"\x80"
+FLATTENED_MARK = "sadtalker_flattened_torch_dict"  # metadata of the pickle-free form (stand-in writers)
 
 
 def main_file(size: int) -> str:
@@ -93,53 +91,6 @@ def _fail(path: Path, what: str, e: BaseException | None = None) -> CheckpointEr
     return CheckpointError(f"{path}: {what}" + (f" ({type(e).__name__}: {e})" if e else ""))
 
 
-def read_safetensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
-    from safetensors import safe_open
-
-    try:
-        with safe_open(str(path), framework="pt", device="cpu") as f:
-            meta = f.metadata() or {}
-            return {k: f.get_tensor(k) for k in f.keys()}, meta  # noqa: SIM118 - safe_open has no items()
-    except Exception as e:  # noqa: BLE001 - any parse failure means a broken or foreign file
-        raise _fail(path, "not a readable safetensors file (truncated or foreign?)", e) from e
-
-
-def read_torch_dict(path: Path) -> dict[str, Any]:
-    """A pickled checkpoint dict, from a torch pickle or its flattened safetensors form (sniffed)."""
-    if not path.is_file():
-        raise MissingCheckpoints(str(path.parent), [path.name])
-    with open(path, "rb") as f:
-        head = f.read(8)
-    if head.startswith(ZIP_MAGIC) or head.startswith(PICKLE_MAGIC):
-        try:
-            data = torch.load(str(path), map_location="cpu", weights_only=True)
-        except Exception as e:  # noqa: BLE001 - truncated zip, foreign pickle, disallowed globals
-            raise _fail(path, "not a readable torch checkpoint (truncated, foreign or unsafe pickle?)", e) from e
-        if not isinstance(data, dict):
-            raise _fail(path, f"expected a dict of state dicts, found {type(data).__name__}")
-        return data
-    tensors, meta = read_safetensors(path)
-    if meta.get(FLATTENED_MARK) != "1":
-        raise _fail(path, f"a safetensors file without the '{FLATTENED_MARK}' mark under a pickle's name")
-    keys = [k for k in meta.get("dict_keys", "").split(",") if k]
-    nested: dict[str, Any] = {k: {} for k in keys}
-    for name, tensor in tensors.items():
-        key = next((k for k in keys if name.startswith(k + ".")), None)
-        if key is None:
-            raise _fail(path, f"unexpected tensor '{name}' (not under any of the dict keys {keys})")
-        nested[key][name[len(key) + 1:]] = tensor
-    return nested
-
-
-def state_entry(data: Mapping[str, Any], key: str, path: Path) -> dict[str, torch.Tensor]:
-    """`data[key]` as a state dict, or CheckpointError naming the file and the absent entry."""
-    entry = data.get(key)
-    if not isinstance(entry, Mapping):
-        found = ", ".join(sorted(map(str, data))) or "nothing"
-        raise _fail(path, f"no '{key}' state dict in this file (found: {found}); is it the right file?")
-    return dict(entry)
-
-
 # ---------------------------------------------------------------------------------------------- routing
 
 
@@ -183,7 +134,7 @@ def build(role: str, state: Mapping[str, torch.Tensor], source: str) -> nn.Modul
 
 
 def load_main(path: Path) -> dict[str, nn.Module]:
-    tensors, _ = read_safetensors(path)
+    tensors = read_weights(path)
     parts = split_main(tensors, path)
     del tensors
     return {role: build(role, state, f"{path} [{prefix}.]")
@@ -196,10 +147,10 @@ def load_legacy(checkpoint_dir: Path) -> tuple[dict[str, nn.Module], dict[str, s
     files: dict[str, str] = {}
     for role, (name, keys) in LEGACY_FILES.items():
         path = checkpoint_dir / name
-        data = read_torch_dict(path)
+        data = read_weights(path)
         targets = {"renderer": ("generator", "kp_detector", "he_estimator")}.get(role, (role,))
         for key, target in zip(keys, targets, strict=True):
-            nets[target] = build(target, state_entry(data, key, path), f"{path} [{key}]")
+            nets[target] = build(target, sub_state(data, (key,), str(path)), f"{path} [{key}]")
             files[target] = str(path)
     nets.pop("he_estimator")  # never executed by inference (ARCHITECTURE §7.7)
     files.pop("he_estimator")
@@ -207,7 +158,8 @@ def load_legacy(checkpoint_dir: Path) -> tuple[dict[str, nn.Module], dict[str, s
 
 
 def load_mapping(path: Path) -> MappingNet:
-    return MappingNet.from_state_dict(state_entry(read_torch_dict(path), "mapping", path), f"{path} [mapping]")
+    state = sub_state(read_weights(path), ("mapping",), str(path))
+    return MappingNet.from_state_dict(state, f"{path} [mapping]")
 
 
 # ---------------------------------------------------------------------------------------------- model

@@ -13,7 +13,6 @@ from sadtalker.checkpoints import (
     SadTalkerModel,
     load_model,
     missing_files,
-    read_torch_dict,
     required_files,
 )
 from sadtalker.errors import CheckpointError, MissingCheckpoints
@@ -21,6 +20,7 @@ from sadtalker.generator import SPADEGenerator
 from sadtalker.kp_detector import KPDetector
 from sadtalker.mapping import MappingNet
 from sadtalker.standin import write_standins
+from sadtalker.weightfile import read_weights, sub_state
 
 MAIN = "SadTalker_V0.0.2_256.safetensors"
 CROP_MAPPING = "mapping_00229-model.pth.tar"
@@ -82,7 +82,7 @@ def test_legacy_set_loads_and_is_picked_when_no_safetensors_exist(legacy_checkpo
 
 
 def test_official_torch_pickles_are_read_with_weights_only(ckpt):
-    state = {k: v.clone() for k, v in read_torch_dict(ckpt / CROP_MAPPING)["mapping"].items()}  # not the mmap
+    state = {k: v.clone() for k, v in sub_state(read_weights(ckpt / CROP_MAPPING), ("mapping",), "").items()}  # not the mmap
     torch.save({"mapping": state, "epoch": 229, "optimizer": {"lr": 1e-4, "state": {}}}, ckpt / CROP_MAPPING)
     model = load_model(ckpt, device="cpu")
     for name, tensor in model.mapping("crop").state_dict().items():
@@ -133,7 +133,7 @@ def test_truncated_and_foreign_files_are_refused(ckpt):
                                      "wrong_shape"])
 def test_broken_mapping_files_are_refused(ckpt, content):
     path = ckpt / CROP_MAPPING
-    state = {k: v.clone() for k, v in read_torch_dict(path)["mapping"].items()}  # not backed by the file
+    state = {k: v.clone() for k, v in sub_state(read_weights(path), ("mapping",), "").items()}  # not backed by the file
     if content == "truncated_pickle":
         torch.save({"mapping": state, "epoch": 1}, path)
         path.write_bytes(path.read_bytes()[:5000])
@@ -146,7 +146,7 @@ def test_broken_mapping_files_are_refused(ckpt, content):
         match = "unsafe pickle"
     elif content == "plain_safetensors":
         save_file(state, str(path))
-        match = "without the 'sadtalker_flattened_torch_dict' mark"
+        match = r"no 'mapping' state dict in this file"
     else:
         torch.save({"mapping": {**state, "fc_t.weight": torch.zeros(4, 128)}}, path)
         match = r"tensor 'fc_t\.weight' has shape \(4, 128\), expected \(3, 128\)"

@@ -22,9 +22,8 @@ from sadtalker.face.weights import (
     gfpgan_state,
     landmark_state,
     load_network,
-    read_flat,
-    safetensors_metadata,
 )
+from sadtalker.weightfile import read_weights, safetensors_metadata
 
 NETWORKS = {
     "detection_Resnet50_Final.pth": (RetinaFace, detector_state),
@@ -58,7 +57,7 @@ def test_small_standins_load_with_inferred_dims(name, small_face_dir):
 
 def _small_state(name, small_face_dir):
     cls, select = NETWORKS[name]
-    return select(read_flat(small_face_dir / "gfpgan" / "weights" / name), name)
+    return select(read_weights(small_face_dir / "gfpgan" / "weights" / name), name)
 
 
 def test_torch_pickles_in_the_official_layouts_load(tmp_path, small_face_dir):
@@ -94,7 +93,7 @@ def test_garbage_files_are_refused_by_name(tmp_path, content):
     path = tmp_path / "GFPGANv1.4.pth"
     path.write_bytes(content)
     with pytest.raises(CheckpointError, match="GFPGANv1.4.pth"):
-        read_flat(path)
+        read_weights(path)
 
 
 def test_truncated_files_are_refused(tmp_path, small_face_dir):
@@ -106,7 +105,7 @@ def test_truncated_files_are_refused(tmp_path, small_face_dir):
         data = src.read_bytes()
         (tmp_path / name).write_bytes(data[: len(data) // 2])
         with pytest.raises(CheckpointError, match=name):
-            read_flat(tmp_path / name)
+            read_weights(tmp_path / name)
 
 
 def test_pickles_with_code_are_refused(tmp_path):
@@ -118,7 +117,7 @@ def test_pickles_with_code_are_refused(tmp_path):
     with path.open("wb") as f:
         pickle.dump({"x": Payload()}, f, protocol=2)
     with pytest.raises(CheckpointError, match="detection_Resnet50_Final.pth"):
-        read_flat(path)
+        read_weights(path)
 
 
 def test_mismatched_state_dicts_name_the_first_offending_tensor(small_face_dir):
@@ -138,7 +137,7 @@ def test_mismatched_state_dicts_name_the_first_offending_tensor(small_face_dir):
 
 
 def test_nested_files_without_their_key_are_refused(small_face_dir):
-    flat = read_flat(small_face_dir / "gfpgan" / "weights" / "parsing_parsenet.pth")
+    flat = read_weights(small_face_dir / "gfpgan" / "weights" / "parsing_parsenet.pth")
     with pytest.raises(CheckpointError, match="'params_ema' or 'params'"):
         gfpgan_state(flat, "GFPGANv1.4.pth")
     with pytest.raises(CheckpointError, match="'state_dict'"):
