@@ -2,32 +2,13 @@
 
 from __future__ import annotations
 
-import importlib.util
-import json
-
 import numpy as np
 import pytest
 import torch
+from reference_weights import MAIN, manifest_shapes, standin_state
 
 from sadtalker import CheckpointError
 from sadtalker.audio2exp import ExpNet, ExpNetDims
-
-MAIN = "SadTalker_V0.0.2_256.safetensors"
-
-
-def manifest_shapes(reference_dir, file: str, prefix: str) -> dict[str, tuple]:
-    man = json.loads((reference_dir / "sadtalker" / "manifests" / f"{file}.json").read_text())
-    return {t["name"][len(prefix):]: tuple(t["shape"]) for t in man["tensors"] if t["name"].startswith(prefix)}
-
-
-def standin_state(reference_dir, prefix: str) -> dict[str, torch.Tensor]:
-    """The golden set's weights (detweights, base seed 0) of one block of the main file, prefix stripped."""
-    spec = importlib.util.spec_from_file_location("detweights", reference_dir / "sadtalker" / "detweights.py")
-    detweights = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(detweights)
-    man = json.loads((reference_dir / "sadtalker" / "manifests" / f"{MAIN}.json").read_text())
-    entries = [e for e in man["tensors"] if e["name"].startswith(prefix)]
-    return {k[len(prefix):]: torch.from_numpy(v) for k, v in detweights.fill(entries, 0).items()}
 
 
 @pytest.mark.parametrize(("file", "prefix"), [(MAIN, "audio2exp."), ("auido2exp_00300-model.pth", "model.")])

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import random
 
 import numpy as np
 import pytest
 import torch
+from reference_weights import MAIN, standin_state
 
 from sadtalker import audio
 from sadtalker.audio2exp import ExpNet, ExpNetDims
@@ -22,18 +22,7 @@ from sadtalker.coeffs import (
     tile_to_length,
 )
 
-MAIN = "SadTalker_V0.0.2_256.safetensors"
 T = 40  # frames of the small-network runs
-
-
-def standin_state(reference_dir, prefix: str) -> dict[str, torch.Tensor]:
-    """The golden set's weights (detweights, base seed 0) of one block of the main file, prefix stripped."""
-    spec = importlib.util.spec_from_file_location("detweights", reference_dir / "sadtalker" / "detweights.py")
-    detweights = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(detweights)
-    man = json.loads((reference_dir / "sadtalker" / "manifests" / f"{MAIN}.json").read_text())
-    entries = [e for e in man["tensors"] if e["name"].startswith(prefix)]
-    return {k[len(prefix):]: torch.from_numpy(v) for k, v in detweights.fill(entries, 0).items()}
 
 
 def randomise(net: torch.nn.Module, seed: int) -> torch.nn.Module:
