@@ -11,7 +11,9 @@ VENV=${SADTALKER_VENV:-$ROOT/.venv}
 if [ ! -x "$VENV/bin/python" ]; then
   python3 -m venv "$VENV"
 fi
-"$VENV/bin/python" -m pip install -q --disable-pip-version-check -r requirements-dev.txt
+# (this machine's pip config names local package folders that may be absent: drop those warnings)
+"$VENV/bin/python" -m pip install -q --disable-pip-version-check -r requirements-dev.txt \
+  2> >(grep -v "is ignored: it is neither a file nor a directory" >&2)
 
 missing=()
 command -v espeak-ng >/dev/null || missing+=(espeak-ng)
