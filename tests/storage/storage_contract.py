@@ -41,6 +41,9 @@ class StorageContract:
         assert stored.size == len(b"second version")
         assert self.read_back(storage, "same.mp4") == b"second version"
 
+    def test_check_passes_on_a_usable_store(self, storage: Storage) -> None:
+        storage.check()  # what /readyz runs
+
     def test_missing_object_does_not_exist(self, storage: Storage) -> None:
         assert storage.exists("never/stored.mp4") is False
 

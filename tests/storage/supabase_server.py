@@ -33,6 +33,8 @@ class StoredBlob:
     created_at: str = field(default_factory=lambda: time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime()))
     id: str = field(default_factory=lambda: str(uuid.uuid4()))
 
+CREATED_AT = "2026-01-01T00:00:00.000Z"  # storage-api answers ISO timestamps for buckets
+
 
 @dataclass
 class Bucket:
@@ -137,8 +139,9 @@ class FakeSupabase:
         self._require_service_key(headers)
         if parts[0] == "bucket" and method == "GET" and len(parts) == 2:
             bucket = self._bucket(parts[1])
-            return self._json({"id": parts[1], "name": parts[1], "public": bucket.public,
-                               "file_size_limit": bucket.file_size_limit, "allowed_mime_types": None})
+            return self._json({"id": parts[1], "name": parts[1], "owner": "", "public": bucket.public,
+                               "type": "STANDARD", "file_size_limit": bucket.file_size_limit,
+                               "allowed_mime_types": None, "created_at": CREATED_AT, "updated_at": CREATED_AT})
         if parts[:2] == ["object", "sign"] and method == "POST":
             return self._sign(parts[2], "/".join(parts[3:]), json.loads(body or b"{}"))
         if parts[:2] == ["object", "info"] and method == "GET":
