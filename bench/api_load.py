@@ -4,7 +4,13 @@ Starts the real app under uvicorn in a child process on a loopback port (instant
 pre-encoded MP4), then submits --jobs jobs from --concurrency clients (multipart upload of a PNG and a 1 s
 WAV, each checked by content as in production), polls each to completion, and prints a table.
 
+With --face-check the renderer checks faces with the model package's face analyzer (the dlib fallback here,
+RetinaFace where the official files are present) as production does before queueing, the photo is a real
+portrait, and --preflight sequential `POST /v1/preflight` calls are timed too (the "answer within a second or
+two" promise).
+
     .venv/bin/python bench/api_load.py --jobs 200 --concurrency 8
+    .venv/bin/python bench/api_load.py --jobs 50 --face-check --preflight 20
 """
 
 from __future__ import annotations
@@ -42,6 +48,28 @@ class InstantRenderer:
         return RenderResult(request.output_path, 1.0, 25, 256, 256, {"face_detector": "none"})
 
 
+class FaceCheckingRenderer(InstantRenderer):
+    """The instant renderer plus the production face check (the model package's analyzer)."""
+
+    def __init__(self, template: Path):
+        from sadtalker.face import FaceAnalyzer
+
+        super().__init__(template)
+        self.analyzer = FaceAnalyzer.load(template.parent / "no-checkpoints", device="cpu")
+
+    def check_face(self, image_path: Path) -> dict:
+        import cv2
+
+        rgb = cv2.cvtColor(cv2.imread(str(image_path)), cv2.COLOR_BGR2RGB)
+        faces = self.analyzer.detect(rgb)
+        if not faces:
+            from sadtalker import NoFaceDetected
+
+            raise NoFaceDetected("no face was found in the image")
+        return {"box": [float(v) for v in faces[0].box], "score": float(faces[0].score),
+                "detector": self.analyzer.backend, "faces": len(faces)}
+
+
 def _template(dest: Path) -> Path:
     import imageio_ffmpeg
 
@@ -51,7 +79,7 @@ def _template(dest: Path) -> Path:
     return dest
 
 
-def serve(port: int, work: Path) -> None:
+def serve(port: int, work: Path, face_check: bool) -> None:
     import uvicorn
 
     from api_app import create_app
@@ -60,16 +88,22 @@ def serve(port: int, work: Path) -> None:
     template = _template(work / "template.mp4")
     settings = Settings(_env_file=None, api_keys=KEY, sadtalker_output_dir=work / "out", sadtalker_device="cpu",
                         sadtalker_max_queue=10_000, sadtalker_retention_hours=0, api_log_level="WARNING")
-    app = create_app(settings, renderer_factory=lambda device: InstantRenderer(template))
+    renderer = FaceCheckingRenderer if face_check else InstantRenderer
+    app = create_app(settings, renderer_factory=lambda device: renderer(template))
     uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
 
 
-def _inputs() -> tuple[bytes, bytes]:
+def _inputs(portrait: bool) -> tuple[bytes, bytes]:
     import numpy as np
     from PIL import Image
 
     png = io.BytesIO()
-    Image.fromarray(np.random.default_rng(0).integers(0, 255, (256, 256, 3), np.uint8)).save(png, "PNG")
+    if portrait:
+        from skimage import data
+
+        Image.fromarray(data.astronaut()).save(png, "PNG")
+    else:
+        Image.fromarray(np.random.default_rng(0).integers(0, 255, (256, 256, 3), np.uint8)).save(png, "PNG")
     wav = io.BytesIO()
     with wave.open(wav, "wb") as out:
         out.setnchannels(1)
@@ -99,12 +133,12 @@ async def _client_loop(client, queue: asyncio.Queue, files: dict, stats: dict) -
         stats["failed"] += job["status"] != "succeeded"
 
 
-async def run(url: str, jobs: int, concurrency: int) -> dict:
+async def run(url: str, jobs: int, concurrency: int, face_check: bool, preflights: int) -> dict:
     import httpx
 
-    image, audio = _inputs()
+    image, audio = _inputs(portrait=face_check)
     files = {"image": ("face.png", image, "image/png"), "audio": ("speech.wav", audio, "audio/wav")}
-    stats: dict = {"submit": [], "poll": [], "end_to_end": [], "failed": 0}
+    stats: dict = {"submit": [], "poll": [], "end_to_end": [], "preflight": [], "failed": 0}
     queue: asyncio.Queue = asyncio.Queue()
     for i in range(jobs):
         queue.put_nowait(i)
@@ -112,6 +146,11 @@ async def run(url: str, jobs: int, concurrency: int) -> dict:
         t0 = time.perf_counter()
         await asyncio.gather(*(_client_loop(client, queue, files, stats) for _ in range(concurrency)))
         stats["wall_s"] = time.perf_counter() - t0
+        for _ in range(preflights):
+            t1 = time.perf_counter()
+            answer = await client.post("/v1/preflight", files=files)
+            stats["preflight"].append(time.perf_counter() - t1)
+            stats["failed"] += answer.status_code != 200 or not answer.json().get("ok")
     return stats
 
 
@@ -126,18 +165,21 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--jobs", type=int, default=200)
     parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument("--face-check", action="store_true", help="check faces as production does (real portrait)")
+    parser.add_argument("--preflight", type=int, default=0, help="sequential preflight calls to time")
     parser.add_argument("--serve", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--work", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve:
-        serve(args.serve, args.work)
+        serve(args.serve, args.work, args.face_check)
         return
     import httpx
 
     from tests.support.app import free_port
 
     port, work = free_port(), Path(tempfile.mkdtemp(prefix="api-load-"))
-    server = subprocess.Popen([sys.executable, __file__, "--serve", str(port), "--work", str(work)],
+    server = subprocess.Popen([sys.executable, __file__, "--serve", str(port), "--work", str(work)]
+                              + (["--face-check"] if args.face_check else []),
                               env={**os.environ, "PYTHONPATH": str(ROOT)})
     try:
         url = f"http://127.0.0.1:{port}"
@@ -148,16 +190,18 @@ def main() -> None:
             except httpx.HTTPError:
                 pass
             time.sleep(0.1)
-        stats = asyncio.run(run(url, args.jobs, args.concurrency))
+        stats = asyncio.run(run(url, args.jobs, args.concurrency, args.face_check, args.preflight))
     finally:
         server.terminate()
         server.wait(30)
         shutil.rmtree(work, ignore_errors=True)
-    print(f"\n{args.jobs} jobs, {args.concurrency} concurrent clients, instant renderer, loopback HTTP\n")
+    check = "face check " + ("on (real portrait)" if args.face_check else "off")
+    print(f"\n{args.jobs} jobs, {args.concurrency} concurrent clients, instant renderer, {check}, loopback HTTP\n")
     print("| what         |      n | mean ms  |  p50 ms  |  p95 ms  |  p99 ms  |  max ms  |")
     print("|--------------|--------|----------|----------|----------|----------|----------|")
-    for name in ("submit", "poll", "end_to_end"):
-        print(_row(name, stats[name]))
+    for name in ("submit", "poll", "end_to_end", "preflight"):
+        if stats[name]:
+            print(_row(name, stats[name]))
     print(f"\nthroughput: {args.jobs / stats['wall_s']:.1f} jobs/s submitted and finished; failed: {stats['failed']}")
 
 
