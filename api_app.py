@@ -116,7 +116,8 @@ def manager_config(settings: Settings) -> ManagerConfig:
         work_dir=settings.sadtalker_output_dir, max_queue=settings.sadtalker_max_queue,
         job_timeout_s=settings.sadtalker_job_timeout_s, shutdown_grace_s=settings.sadtalker_shutdown_grace_s,
         retention_s=settings.sadtalker_retention_hours * 3600, idempotency_ttl_s=settings.sadtalker_idempotency_ttl_s,
-        public_base_url=settings.api_public_base_url, keep_inputs=settings.sadtalker_keep_inputs)
+        public_base_url=settings.api_public_base_url, keep_inputs=settings.sadtalker_keep_inputs,
+        model_reload_s=settings.sadtalker_model_reload_s)
 
 
 def build_storage(settings: Settings) -> Any:

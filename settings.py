@@ -58,6 +58,7 @@ class Settings(BaseSettings):
     sadtalker_device: str = "auto"  # auto | cpu | cuda | cuda:0,cuda:1
     sadtalker_job_timeout_s: float = Field(480.0, gt=0)
     sadtalker_shutdown_grace_s: float = Field(30.0, ge=0)
+    sadtalker_model_reload_s: float = Field(30.0, ge=0)  # look again for missing checkpoints; 0: only at start
     sadtalker_retention_hours: float = Field(168.0, ge=0)  # 0 keeps jobs forever
     sadtalker_idempotency_ttl_s: float = Field(24 * 3600.0, gt=0)
     sadtalker_half: bool = False

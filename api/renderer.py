@@ -59,7 +59,8 @@ def pipeline_renderer_factory(checkpoint_dir: Path, *, sizes: tuple[int, ...] = 
         if missing:
             raise ModelsUnavailable(
                 f"checkpoints missing in {checkpoint_dir}: {', '.join(missing)}. Fetch them with "
-                "scripts/download_checkpoints.sh (or point SADTALKER_CHECKPOINT_DIR at them), then restart.")
+                "scripts/download_checkpoints.sh (or point SADTALKER_CHECKPOINT_DIR at them); the service "
+                "looks for them again every SADTALKER_MODEL_RELOAD_S seconds.")
         try:
             from sadtalker.pipeline import Pipeline
         except ImportError as e:

@@ -54,6 +54,7 @@ class ManagerConfig:
     progress_save_interval_s: float = 1.0  # progress is persisted at most this often (and at stage changes)
     public_base_url: str | None = None
     keep_inputs: bool = False  # keep inputs/<job id>/ after the job ends (removed with the job)
+    model_reload_s: float = 30.0  # a worker whose models were unavailable tries again this often; 0: never
 
 
 @dataclass
@@ -385,8 +386,12 @@ class JobManager:
 
     async def _worker_loop(self, worker: Worker) -> None:
         await worker.loaded.wait()
-        if worker.state != "ready":
-            return
+        while worker.state != "ready":  # checkpoints added later (a volume filled after start) are picked up
+            unavailable = (worker.error or {}).get("code") == "models_unavailable"
+            if not unavailable or self.config.model_reload_s <= 0 or self._closing:
+                return
+            await asyncio.sleep(self.config.model_reload_s)
+            await self.pool.reload(worker)
         while (job := await self._next_job()) is not None:
             worker.job_id = job.id
             try:

@@ -52,18 +52,27 @@ class WorkerPool:
         """Loads every worker's renderer concurrently; failures are recorded, not raised."""
         await asyncio.gather(*(self._load(worker) for worker in self.workers))
 
-    async def _load(self, worker: Worker) -> None:
+    async def _load(self, worker: Worker, previous_error: dict[str, str] | None = None) -> None:
         loop = asyncio.get_running_loop()
         try:
             worker.renderer = await loop.run_in_executor(worker.executor, self._factory, worker.device)
-            worker.state = "ready"
+            worker.state, worker.error = "ready", None
             log.info("%s ready on %s", worker.name, worker.device)
         except Exception as e:  # a missing checkpoint or a broken install must not kill the API
             worker.state = "failed"
             worker.error = {"code": getattr(e, "code", None) or "models_unavailable", "message": str(e) or repr(e)}
-            log.error("%s failed to load on %s: %s", worker.name, worker.device, worker.error["message"])
+            if worker.error != previous_error:  # a retry that fails the same way is not news
+                log.error("%s failed to load on %s: %s", worker.name, worker.device, worker.error["message"])
         finally:
             worker.loaded.set()
+
+    async def reload(self, worker: Worker) -> None:
+        """Builds a failed worker's renderer again (e.g. once missing checkpoints have appeared).
+
+        The worker stays `failed` with its last error until the new load succeeds, so submissions keep being
+        refused with the reason meanwhile.
+        """
+        await self._load(worker, worker.error)
 
     @property
     def state(self) -> str:

@@ -4,6 +4,7 @@ MP4 out, and /readyz naming the missing files when the directory is empty."""
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 
 import imageio_ffmpeg
@@ -57,8 +58,9 @@ async def test_pipeline_renders_through_the_api(tmp_path, standin_checkpoints, f
         assert "Video: h264" in probe.stderr and "Audio: aac" in probe.stderr
 
 
-async def test_without_checkpoints_the_service_starts_and_says_what_is_missing(tmp_path):
-    settings = make_settings(tmp_path, sadtalker_checkpoint_dir=tmp_path / "empty")
+async def test_without_checkpoints_the_service_starts_and_says_what_is_missing(tmp_path, standin_checkpoints):
+    settings = make_settings(tmp_path, sadtalker_checkpoint_dir=tmp_path / "empty", sadtalker_model_reload_s=0.2,
+                             sadtalker_enhancer=False)
     app = create_app(settings)
     async with app.router.lifespan_context(app), await _client(app) as client:
         ready = await wait_for(client, "/readyz", lambda r: "failed" in r.text, 60)
@@ -67,3 +69,8 @@ async def test_without_checkpoints_the_service_starts_and_says_what_is_missing(t
         assert "SadTalker_V0.0.2_256.safetensors" in message and "download_checkpoints.sh" in message
         submit = await client.post("/v1/jobs", json={"image_url": "http://x/a.png", "audio_url": "http://x/a.wav"})
         assert submit.status_code == 503 and submit.json()["error"]["code"] == "models_unavailable"
+
+        # files that appear later (a volume filled after the pod started) are picked up without a restart
+        shutil.copytree(standin_checkpoints, tmp_path / "empty", dirs_exist_ok=True)
+        ready = await wait_for(client, "/readyz", lambda r: r.status_code == 200, 120)
+        assert ready.status_code == 200, ready.text
