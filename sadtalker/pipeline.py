@@ -22,7 +22,7 @@ from .crop import MODES, output_size
 from .encode import FPS, VideoEncoder
 from .errors import Cancelled, InvalidAudio, MissingCheckpoints
 from .pasteback import paste_frames
-from .preprocess import SourceFace, largest_face, prepare_source, read_image
+from .preprocess import SourceFace, faces_for_crop, largest_face, prepare_source, read_image
 from .reference_video import reference_coeffs, tile_to
 
 log = logging.getLogger(__name__)
@@ -174,9 +174,7 @@ class Pipeline:
     def find_face(self, image_path: str | Path) -> FaceInfo:
         """The face generate() would animate. InvalidImage, NoFaceDetected."""
         rgb = read_image(Path(image_path))
-        # detect_for_crop's detector input (channel order per backend), keeping every face to count them
-        detector_input = rgb[..., ::-1] if self.analyzer.backend.startswith("retinaface") else rgb
-        faces = self.analyzer.detect(np.ascontiguousarray(detector_input))
+        faces = faces_for_crop(self.analyzer, rgb)  # every face, to count them
         face = largest_face(faces)
         return FaceInfo(tuple(float(v) for v in face.box), float(face.score), self.analyzer.backend,
                         (rgb.shape[1], rgb.shape[0]), len(faces))

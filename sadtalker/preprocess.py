@@ -78,15 +78,20 @@ def largest_face(faces: list[Face]) -> Face:
     return max(faces, key=lambda f: (f.box[2] - f.box[0]) * (f.box[3] - f.box[1]))
 
 
-def detect_for_crop(analyzer: FaceAnalyzer, rgb: np.ndarray) -> Face:
-    """The largest face of the photo, detected as the reference's cropping pass does.
+def faces_for_crop(analyzer: FaceAnalyzer, rgb: np.ndarray) -> list[Face]:
+    """Every face of the photo, detected as the reference's cropping pass does (largest first).
 
     With the official RetinaFace the reference hands the RGB array to a detector that expects BGR, so the
     mean is subtracted from swapped channels (facemodels SPEC §7); we reproduce that by passing the
     channel-reversed image, so that boxes match the reference. The dlib fallback gets plain RGB.
     """
     detector_input = rgb[..., ::-1] if analyzer.backend.startswith("retinaface") else rgb
-    return largest_face(analyzer.detect(np.ascontiguousarray(detector_input)))
+    return analyzer.detect(np.ascontiguousarray(detector_input))
+
+
+def detect_for_crop(analyzer: FaceAnalyzer, rgb: np.ndarray) -> Face:
+    """The largest face of the photo (NoFaceDetected when there is none)."""
+    return largest_face(faces_for_crop(analyzer, rgb))
 
 
 def crop_source(rgb: np.ndarray, lm68: np.ndarray | None, mode: str, size: int):
