@@ -92,6 +92,10 @@ class Settings(BaseSettings):
     supabase_public: bool = False
     supabase_prefix: str = ""
 
+    # --- serverless workers (handler.py): a video is returned inline (base64) up to this size when no
+    # STORAGE_PROVIDER uploads it; 0: never inline
+    sadtalker_inline_video_max_bytes: int = Field(10 * MIB, ge=0)
+
     @field_validator("api_log_level")
     @classmethod
     def _log_level(cls, value: str) -> str:
