@@ -111,8 +111,12 @@ async def fetch_media(client: httpx.AsyncClient, sources: Mapping[str, str], des
 
 
 async def check_media(files: Mapping[str, Path], limits: InputLimits, ffmpeg: str) -> None:
-    """The API's content checks: the image decodes (pixel limit), the audio decodes and fits the duration limit,
-    reference videos decode. The face itself is checked by the render."""
+    """The API's size limits and content checks: the image decodes (pixel limit), the audio decodes and fits the
+    duration limit, reference videos decode. The face itself is checked by the render."""
+    for name, path in files.items():
+        size, limit = Path(path).stat().st_size, limits.bytes_for(name)
+        if size > limit:
+            raise ApiError("payload_too_large", f"{name} is {size} bytes, more than the limit of {limit}")
     await asyncio.to_thread(check_image, files["image"], limits.max_image_pixels)
     await check_audio(ffmpeg, files["audio"], limits.max_audio_seconds)
     for name in ("ref_eyeblink", "ref_pose"):

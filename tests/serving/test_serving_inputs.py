@@ -107,6 +107,10 @@ async def test_check_media_uses_the_api_content_checks(settings, tmp_path, face_
     assert await refused({"image": face_png, "audio": text}) == "invalid_audio"
     assert await refused({"image": face_png, "audio": speech_wav}) == "audio_too_long"  # ~5 s > 2 s
     assert await refused({"image": face_png, "audio": short_speech_wav, "ref_pose": text}) == "invalid_video"
+    small = input_limits(make_settings(tmp_path / "o", sadtalker_max_audio_bytes=1000))
+    with pytest.raises(ApiError) as info:  # Cog hands over files it fetched itself: their size is checked here
+        await check_media({"image": face_png, "audio": short_speech_wav}, small, ffmpeg)
+    assert info.value.code == "payload_too_large" and "audio" in info.value.message
 
 
 def test_inline_delivery_under_the_limit_only(tmp_path):
