@@ -10,7 +10,8 @@ import sys
 import httpx
 import pytest
 
-from tests.serving.conftest import child_process, data_uri, decode_data_url, probe, serving_env
+from tests.serving.helpers import child_process, data_uri, decode_data_url, probe, serving_env
+from tests.support.app import free_port
 from tests.support.files import serve_files
 
 pytestmark = pytest.mark.slow
@@ -18,8 +19,6 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def cog_server(serving_checkpoints, tmp_path_factory):
-    from tests.support.app import free_port
-
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     env = serving_env(serving_checkpoints, PORT=str(port), COG_PREDICT_TYPE_STUB="predict.py:Predictor")

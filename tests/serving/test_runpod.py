@@ -14,7 +14,7 @@ from urllib.parse import parse_qs, urlparse
 import httpx
 import pytest
 
-from tests.serving.conftest import child_process, data_uri, decode_data_url, probe, serving_env
+from tests.serving.helpers import child_process, data_uri, decode_data_url, probe, serving_env
 from tests.support.app import free_port
 from tests.support.files import serve_files
 

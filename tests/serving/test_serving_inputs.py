@@ -18,7 +18,7 @@ from serving.delivery import deliver, storage_key
 from serving.inputs import INPUT_NAMES, check_media, decode_data_uri, fetch_media, input_limits, split_input
 from serving.model import ModelRunner, error_of, progress_update
 from storage import create_storage
-from tests.serving.conftest import data_uri
+from tests.serving.helpers import data_uri
 from tests.support.app import make_settings
 from tests.support.files import serve_files
 
