@@ -9,7 +9,6 @@ API's error codes. Settings (checkpoint directory, device, limits) come from the
 from __future__ import annotations
 
 import asyncio
-import logging
 import shutil
 import subprocess
 import tempfile
@@ -22,7 +21,6 @@ from serving.inputs import check_media, check_options, input_limits
 from serving.model import ModelRunner, error_of, progress_update
 from settings import PROJECT_DIR, Settings
 
-log = logging.getLogger("predict")
 DOWNLOAD_SCRIPT = PROJECT_DIR / "scripts" / "download_checkpoints.sh"
 
 
