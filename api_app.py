@@ -82,6 +82,7 @@ async def build_services(settings: Settings, renderer_factory: RendererFactory |
                          stack: AsyncExitStack) -> Services:
     """Builds every long-lived resource; `stack` closes them in reverse order."""
     settings.log_summary(log)
+    health.log_models(health.models_info(settings), log)
     output_dir = settings.sadtalker_output_dir
     output_dir.mkdir(parents=True, exist_ok=True)
     store = JobStore(settings.db_path)
@@ -94,7 +95,7 @@ async def build_services(settings: Settings, renderer_factory: RendererFactory |
         stack.push_async_callback(webhooks.close)
     factory = renderer_factory or pipeline_renderer_factory(
         settings.sadtalker_checkpoint_dir, sizes=settings.preload_sizes, half=settings.sadtalker_half,
-        enhancer=settings.sadtalker_enhancer)
+        enhancer=settings.sadtalker_enhancer, face_dirs=settings.face_weight_dirs)
     pool = WorkerPool(factory, resolve_devices(settings.sadtalker_device, settings.sadtalker_workers))
     metrics = Metrics()
     urls = VideoUrls(storage, settings.storage_url_expiry_s)

@@ -51,7 +51,7 @@ class PipelineRenderer:
 
 
 def pipeline_renderer_factory(checkpoint_dir: Path, *, sizes: tuple[int, ...] = (256,), half: bool = False,
-                              enhancer: bool = True) -> RendererFactory:
+                              enhancer: bool = True, face_dirs: list[Path] | None = None) -> RendererFactory:
     """Device name -> PipelineRenderer with every model loaded and warmed up (runs in the worker's thread)."""
 
     def load(device: str) -> Renderer:
@@ -65,7 +65,8 @@ def pipeline_renderer_factory(checkpoint_dir: Path, *, sizes: tuple[int, ...] = 
             from sadtalker.pipeline import Pipeline
         except ImportError as e:
             raise ModelsUnavailable(f"the sadtalker model package cannot be imported: {e}") from e
-        pipeline = Pipeline.load(checkpoint_dir, device=device, half=half, sizes=sizes, enhancer=enhancer)
+        pipeline = Pipeline.load(checkpoint_dir, device=device, half=half, sizes=sizes, enhancer=enhancer,
+                                 face_dirs=face_dirs)
         pipeline.warm_up()
         return PipelineRenderer(pipeline)
 
