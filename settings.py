@@ -60,6 +60,7 @@ class Settings(BaseSettings):
     sadtalker_max_queue: int = Field(100, ge=1)
     sadtalker_workers: int = Field(0, ge=0)  # 0: one per visible GPU (one on CPU)
     sadtalker_device: str = "auto"  # auto | cpu | cuda | cuda:0,cuda:1
+    cuda_visible_devices: str | None = None  # read only to tell whether a GPU is meant to be visible
     sadtalker_job_timeout_s: float = Field(480.0, gt=0)
     sadtalker_shutdown_grace_s: float = Field(30.0, ge=0)
     sadtalker_model_reload_s: float = Field(30.0, ge=0)  # look again for missing checkpoints; 0: only at start
