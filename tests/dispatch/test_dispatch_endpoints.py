@@ -151,3 +151,18 @@ async def test_round_robin_skips_unhealthy_pods_for_the_cooldown():
         await pool.acquire(check, exclude={p.url for p in pods})
     with pytest.raises(NoHealthyPod, match="no pods configured"):
         await PodPool([], cooldown_s=1).acquire(check)
+
+
+@pytest.mark.parametrize(("token_query", "proxy_token", "expected"), [
+    (False, "", None), (True, "", "rp-key"), (True, "proxy-token", "proxy-token")])
+async def test_discovered_pods_get_the_proxy_token_when_it_goes_in_the_query(token_query, proxy_token, expected):
+    from dispatch.worker import Dispatcher
+
+    api = FakeRunPod("rp-key", {"ep1": [("pod1", 8888, "RUNNING")]})
+    with serve(api.handler()) as url:
+        dispatcher = Dispatcher(DispatchSettings(runpod_api_key="rp-key", runpod_endpoint_ids="ep1",
+                                                 runpod_api_url=f"{url}/v1", token_query=token_query,
+                                                 runpod_proxy_token=proxy_token))
+        async with httpx.AsyncClient() as dispatcher.http:
+            (pod,) = (await dispatcher._discover())["ep1"]
+    assert pod.token == expected
