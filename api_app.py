@@ -27,7 +27,7 @@ from api.health import StorageCheck
 from api.inputs import InputLimits, InputReader
 from api.logs import configure_logging
 from api.metrics import Metrics
-from api.renderer import pipeline_renderer_factory, resolve_devices
+from api.renderer import GpuUnusable, pipeline_renderer_factory, refuse_unusable_gpu, resolve_devices
 from api.video_urls import VideoUrls
 from jobs import Job, JobManager, JobStore, ManagerConfig, RendererFactory, WorkerPool
 from jobs.errors import JobError, QueueFull
@@ -82,6 +82,12 @@ async def build_services(settings: Settings, renderer_factory: RendererFactory |
                          stack: AsyncExitStack) -> Services:
     """Builds every long-lived resource; `stack` closes them in reverse order."""
     settings.log_summary(log)
+    health.log_models(health.models_info(settings), log)
+    try:
+        refuse_unusable_gpu(settings.sadtalker_device, settings.cuda_visible_devices)
+    except GpuUnusable as e:
+        log.error("refusing to start: %s", e)
+        raise
     output_dir = settings.sadtalker_output_dir
     output_dir.mkdir(parents=True, exist_ok=True)
     store = JobStore(settings.db_path)
@@ -94,7 +100,7 @@ async def build_services(settings: Settings, renderer_factory: RendererFactory |
         stack.push_async_callback(webhooks.close)
     factory = renderer_factory or pipeline_renderer_factory(
         settings.sadtalker_checkpoint_dir, sizes=settings.preload_sizes, half=settings.sadtalker_half,
-        enhancer=settings.sadtalker_enhancer)
+        enhancer=settings.sadtalker_enhancer, face_dirs=settings.face_weight_dirs)
     pool = WorkerPool(factory, resolve_devices(settings.sadtalker_device, settings.sadtalker_workers))
     metrics = Metrics()
     urls = VideoUrls(storage, settings.storage_url_expiry_s)

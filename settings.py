@@ -14,6 +14,8 @@ from urllib.parse import urlparse
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+import model_paths
+
 PROJECT_DIR = Path(__file__).resolve().parent
 MIB = 1024 * 1024
 # Keys that appear in examples and templates; a server started with one of them would be open to anyone.
@@ -39,7 +41,9 @@ class Settings(BaseSettings):
     api_port: int = Field(8888, ge=1, le=65535)
 
     # --- paths
-    sadtalker_checkpoint_dir: Path = PROJECT_DIR / "checkpoints"
+    # unset: checkpoints/ of the project, else ../checkpoints beside it (a SadTalker install); see model_paths
+    sadtalker_checkpoint_dir: Path = Field(default_factory=lambda: model_paths.default_checkpoint_dir(PROJECT_DIR))
+    sadtalker_face_weights_dir: Path | None = None  # searched first for the face/GFPGAN files
     sadtalker_output_dir: Path = PROJECT_DIR / "outputs" / "api"
     sadtalker_db_path: Path | None = None  # default: <output dir>/jobs.sqlite3
 
@@ -56,6 +60,7 @@ class Settings(BaseSettings):
     sadtalker_max_queue: int = Field(100, ge=1)
     sadtalker_workers: int = Field(0, ge=0)  # 0: one per visible GPU (one on CPU)
     sadtalker_device: str = "auto"  # auto | cpu | cuda | cuda:0,cuda:1
+    cuda_visible_devices: str | None = None  # read only to tell whether a GPU is meant to be visible
     sadtalker_job_timeout_s: float = Field(480.0, gt=0)
     sadtalker_shutdown_grace_s: float = Field(30.0, ge=0)
     sadtalker_model_reload_s: float = Field(30.0, ge=0)  # look again for missing checkpoints; 0: only at start
@@ -165,6 +170,20 @@ class Settings(BaseSettings):
     def keys(self) -> list[str]:
         """Every accepted API key (API_KEYS plus API_KEY), without duplicates."""
         return list(dict.fromkeys(_split(self.api_keys) + _split(self.api_key)))
+
+    @property
+    def face_weight_dirs(self) -> list[Path]:
+        """Folders searched for the face and GFPGAN files, in order (model_paths.face_weight_dirs)."""
+        return model_paths.face_weight_dirs(self.sadtalker_checkpoint_dir, self.sadtalker_face_weights_dir)
+
+    @property
+    def checkpoint_dir_source(self) -> str:
+        """How the checkpoint directory was chosen (for /readyz and the start-up log)."""
+        if "sadtalker_checkpoint_dir" in self.model_fields_set:
+            return "SADTALKER_CHECKPOINT_DIR"
+        if self.sadtalker_checkpoint_dir == PROJECT_DIR / "checkpoints":
+            return "checkpoints/ of the project"
+        return "../checkpoints beside the project (an existing SadTalker install)"
 
     @property
     def db_path(self) -> Path:

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from typing import Any
 
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse, Response
+
+import model_paths
 
 from .deps import ServicesDep
 from .errors import error_body
@@ -35,6 +38,39 @@ class StorageCheck:
         return self._last[1]
 
 
+def models_info(settings: Any, pool: Any = None) -> dict[str, Any]:
+    """The `models` object of /readyz: checkpoint dir used (and why), face weight dirs, which face file was
+    found where, the detector and enhancer those files give, and, once a worker has loaded, what it uses."""
+    report = model_paths.models_report(settings.sadtalker_checkpoint_dir, settings.checkpoint_dir_source,
+                                       settings.face_weight_dirs, settings.sadtalker_enhancer)
+    loaded = None
+    for worker in getattr(pool, "workers", []):
+        pipeline = getattr(worker.renderer, "pipeline", None)
+        if worker.state == "ready" and pipeline is not None:
+            analyzer = getattr(pipeline, "analyzer", None)
+            loaded = {"face_detector": getattr(analyzer, "backend", None),
+                      "enhancer": "gfpgan" if getattr(pipeline, "enhancer", None) is not None else "none"}
+            break
+    report["loaded"] = loaded
+    if loaded and loaded["face_detector"] == "dlib" and not report["warning"]:
+        report["warning"] = "face detection uses the dlib fallback"
+    report["dlib_fallback"] = report["dlib_fallback"] or bool(loaded and loaded["face_detector"] == "dlib")
+    return report
+
+
+def log_models(report: dict[str, Any], logger: logging.Logger) -> None:
+    """The start-up log line(s) saying the same as /readyz's `models`."""
+    found = ", ".join(f"{name}={path or 'MISSING'}" for name, path in report["face_files"].items())
+    logger.info("models: checkpoints=%s (%s, %d model file(s)); face weights searched in %s; %s; face detector "
+                "%s, enhancer %s", report["checkpoint_dir"], report["checkpoint_dir_source"],
+                len(report["checkpoint_files"]), ", ".join(report["face_weights_dirs"]), found,
+                report["face_detector"], report["enhancer"])
+    if report["warning"]:
+        logger.warning("%s", report["warning"])
+    if report["enhancer_problem"]:
+        logger.warning("enhancer: %s", report["enhancer_problem"])
+
+
 @router.get("/healthz")
 async def healthz() -> dict[str, str]:
     """The process is up and its event loop answers."""
@@ -51,8 +87,9 @@ async def readyz(services: ServicesDep) -> JSONResponse:
     pool, manager = services.pool.describe(), services.manager
     problem = await services.storage_check.problem() if services.storage_check is not None else None
     name = getattr(services.storage, "name", "local")
+    models = await asyncio.to_thread(models_info, services.settings, services.pool)
     detail = {"workers": pool["workers"], "queue_depth": manager.queue_depth(),
-              "storage": {"name": name, "ok": problem is None, "problem": problem}}
+              "storage": {"name": name, "ok": problem is None, "problem": problem}, "models": models}
     reason = None
     if not manager.accepting:
         reason = "the service is shutting down"

@@ -6,7 +6,10 @@ missing model package shows up in /readyz instead of failing the process.
 
 from __future__ import annotations
 
+import glob
 import logging
+import shutil
+import subprocess
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -51,7 +54,7 @@ class PipelineRenderer:
 
 
 def pipeline_renderer_factory(checkpoint_dir: Path, *, sizes: tuple[int, ...] = (256,), half: bool = False,
-                              enhancer: bool = True) -> RendererFactory:
+                              enhancer: bool = True, face_dirs: list[Path] | None = None) -> RendererFactory:
     """Device name -> PipelineRenderer with every model loaded and warmed up (runs in the worker's thread)."""
 
     def load(device: str) -> Renderer:
@@ -65,7 +68,8 @@ def pipeline_renderer_factory(checkpoint_dir: Path, *, sizes: tuple[int, ...] = 
             from sadtalker.pipeline import Pipeline
         except ImportError as e:
             raise ModelsUnavailable(f"the sadtalker model package cannot be imported: {e}") from e
-        pipeline = Pipeline.load(checkpoint_dir, device=device, half=half, sizes=sizes, enhancer=enhancer)
+        pipeline = Pipeline.load(checkpoint_dir, device=device, half=half, sizes=sizes, enhancer=enhancer,
+                                 face_dirs=face_dirs)
         pipeline.warm_up()
         return PipelineRenderer(pipeline)
 
@@ -79,6 +83,50 @@ def missing_checkpoints(checkpoint_dir: Path, sizes: tuple[int, ...]) -> list[st
     except ImportError as e:
         return [f"(the sadtalker model package cannot be imported: {e})"]
     return [entry.split(" (")[0] for entry in missing(checkpoint_dir, sizes)]
+
+
+class GpuUnusable(RuntimeError):
+    """A GPU is visible but torch cannot use it: on SADTALKER_DEVICE=auto the service would silently render on
+    the CPU and run every job into its timeout, so it refuses to start."""
+
+    code = "gpu_unusable"
+
+
+def visible_gpu(cuda_visible_devices: str | None) -> str | None:
+    """Evidence that this machine exposes an NVIDIA GPU to us (nvidia-smi lists one, or a /dev/nvidiaN device
+    exists), unless CUDA_VISIBLE_DEVICES hides every device; None when none is visible."""
+    if cuda_visible_devices is not None and cuda_visible_devices.strip() in ("", "-1", "none", "NoDevFiles"):
+        return None
+    smi = shutil.which("nvidia-smi")
+    if smi:
+        try:
+            listed = subprocess.run([smi, "-L"], capture_output=True, text=True, timeout=15)
+        except (OSError, subprocess.TimeoutExpired):
+            listed = None
+        gpus = [line for line in (listed.stdout.splitlines() if listed and listed.returncode == 0 else [])
+                if line.startswith("GPU ")]
+        if gpus:
+            return f"nvidia-smi lists {gpus[0].strip()}"
+    devices = sorted(glob.glob("/dev/nvidia[0-9]*"))
+    return f"{devices[0]} exists" if devices else None
+
+
+def refuse_unusable_gpu(device_setting: str, cuda_visible_devices: str | None) -> None:
+    """Raise GpuUnusable when SADTALKER_DEVICE is auto, a GPU is visible and torch cannot use it."""
+    entries = [entry.strip() for entry in device_setting.split(",") if entry.strip()] or ["auto"]
+    if "auto" not in entries:
+        return
+    import torch
+
+    if torch.cuda.is_available():
+        return
+    evidence = visible_gpu(cuda_visible_devices)
+    if evidence:
+        raise GpuUnusable(
+            f"a GPU is visible ({evidence}) but torch {torch.__version__} (CUDA {torch.version.cuda or 'none'}) "
+            "cannot use it: the NVIDIA driver may be older than this torch build needs (the CUDA 13 wheels of "
+            "torch 2.13 need driver >= 580), or torch is a CPU build. Fix the driver or torch, or set "
+            "SADTALKER_DEVICE=cpu to render on the CPU on purpose.")
 
 
 def resolve_devices(device_setting: str, workers: int) -> list[str]:

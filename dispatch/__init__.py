@@ -2,5 +2,5 @@
 
 `python -m dispatch.worker` takes jobs from Redis and runs each on a pod; `dispatch.api:app` is the
 create/status API for deployments without the Next.js front end. A separate process from the service: it
-imports `urlguard` and nothing else of the service.
+imports `urlguard` and the `storage` package (for videos legacy pods answer with) and nothing else of it.
 """

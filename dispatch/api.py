@@ -3,8 +3,11 @@ the Next.js front end.
 
     POST /api/sadtalker/create   {imageUrl, audioUrl, userId, ...options} -> {"jobId": "..."}
     GET  /api/sadtalker/status?id=...  -> {"state", "progress", "result", "error", ...} (BullMQ's states)
+    GET  /api/sadtalker/videos/{key}   -> a video the dispatcher stored locally (legacy pods' MP4 answers)
 
-Same API-key scheme as the service (`X-API-Key`). The routes are also an APIRouter (`router`) the service
+Same API-key scheme as the service (`X-API-Key`); with no key configured every request is refused unless
+SADTALKER_DISPATCH_OPEN=true. When the platform passes the user (`X-User-Id`, or `userId` in the query),
+status answers only for jobs created with that `userId`. The routes are also an APIRouter (`router`) the service
 can include; the queue connection is opened on first use, so the routes work mounted or included, where
 no lifespan of ours runs.
 """
@@ -23,7 +26,7 @@ import redis.asyncio
 from bullmq import Job, Queue
 from fastapi import APIRouter, Body, Depends, FastAPI, Header, Query, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import FileResponse, JSONResponse
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -33,6 +36,7 @@ import urlguard
 from dispatch import constants as c
 from dispatch.payload import InvalidJobData, parse_payload
 from dispatch.settings import DispatchSettings
+from dispatch.videos import VideoStore
 
 log = logging.getLogger(__name__)
 
@@ -92,7 +96,13 @@ State = Annotated[DispatchState, Depends(dispatch_state)]
 
 async def require_api_key(state: State, x_api_key: Annotated[str | None, Header()] = None) -> None:
     keys = state.settings.api_key_list
-    if keys and not any(hmac.compare_digest((x_api_key or "").encode(), k.encode()) for k in keys):
+    if not keys:
+        if state.settings.dispatch_open:
+            return
+        raise ApiError(401, "unauthorized",
+                       "no API key is configured on the dispatcher: set SADTALKER_DISPATCH_API_KEYS (or API_KEYS), "
+                       "or SADTALKER_DISPATCH_OPEN=true to accept requests without a key")
+    if not any(hmac.compare_digest((x_api_key or "").encode(), k.encode()) for k in keys):
         raise ApiError(401, "unauthorized", "missing or invalid X-API-Key header")
 
 
@@ -129,10 +139,16 @@ async def create(state: State, body: Annotated[dict[str, Any], Body()]) -> dict:
 
 
 @router.get("/status")
-async def status(state: State, id: Annotated[str, Query(min_length=1, max_length=200)]) -> dict:
+async def status(state: State, id: Annotated[str, Query(min_length=1, max_length=200)],
+                 user_id: Annotated[str | None, Query(alias="userId", max_length=200)] = None,
+                 x_user_id: Annotated[str | None, Header(max_length=200)] = None) -> dict:
+    """The job's state; with a user id (header or query) only that user's jobs are found."""
     with _queue_errors():
         job_state = await state.queue.getJobState(id)  # first: a finished state's job hash is final
         job = await Job.fromId(state.queue, id)
+    owner = x_user_id or user_id
+    if job is not None and owner is not None and str((job.data or {}).get("userId")) != owner:
+        job = None  # another user's job answers as if it did not exist
     if job is None:
         raise ApiError(404, "not_found", f"no job {id!r} in queue {state.settings.queue_name!r}")
     return {
@@ -142,6 +158,15 @@ async def status(state: State, id: Annotated[str, Query(min_length=1, max_length
         "lastError": job.failedReason or None, "attemptsMade": job.attemptsMade,
         "attempts": job.opts.get("attempts", 1),
     }
+
+
+@router.get("/videos/{key}")
+async def video(state: State, key: str) -> FileResponse:
+    """A video the dispatcher stored on local disk (SADTALKER_DISPATCH_OUTPUT_DIR)."""
+    path = VideoStore(state.settings).local_file(key)
+    if path is None:
+        raise ApiError(404, "not_found", f"no stored video {key!r}")
+    return FileResponse(path, media_type="video/mp4")
 
 
 async def _api_error(request: Request, exc: ApiError) -> JSONResponse:

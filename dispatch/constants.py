@@ -5,6 +5,8 @@ Defaults of the environment variables live here too, so settings.py, the worker 
 
 from __future__ import annotations
 
+from pathlib import Path
+
 # BullMQ: the queue the Next.js platform enqueues into (its `src/app/api/sadtalker/_lib/queue.ts`).
 DEFAULT_QUEUE_NAME = "sadtalker"
 BULLMQ_PREFIX = "bull"  # BullMQ's own default key prefix: keys are bull:<queue>:<...>
@@ -33,10 +35,16 @@ DEFAULT_MAX_AUDIO_BYTES = 25 * 1024 * 1024
 DOWNLOAD_TIMEOUT_S = 60.0
 
 # Pods (the service's /v1/jobs API).
+DEFAULT_DISPATCH_OUTPUT_DIR = Path(__file__).resolve().parent.parent / "outputs" / "dispatch"
 DEFAULT_REMOTE_CREATE_PATH = "/v1/jobs"
 DEFAULT_REMOTE_STATUS_PATH = "/v1/jobs"
 LEGACY_CREATE_PATH = "/generate_talking_video"  # the old synchronous app: the answer carries the video
 POD_HEALTH_PATH = "/readyz"  # default probe: 200 only when the pod's models are loaded
+# Legacy pods have no /readyz: the default probe is a GET of the create path, and any of these answers says
+# the app is up and the route exists (a POST-only route answers 405 to a GET).
+LEGACY_ALIVE_STATUSES = frozenset({200, 204, 400, 405, 422})
+LEGACY_VIDEO_MAX_BYTES = 500 * 1024 * 1024  # an MP4 a legacy pod answers with, stored by the dispatcher
+VIDEO_URL_KEYS = ("video_url", "videoUrl", "url", "video", "output_url", "result_url", "download_url")
 DEFAULT_POLL_INTERVAL_MS = 2_000
 DEFAULT_POD_COOLDOWN_MS = 30_000  # a pod that failed a health check or a request is skipped this long
 HEALTH_TTL_S = 10.0  # a passed health check is trusted this long before the pod is checked again
@@ -51,6 +59,13 @@ DEFAULT_RUNPOD_PROXY_URL = "https://{pod_id}-{port}.proxy.runpod.net"
 DEFAULT_RUNPOD_POD_PORT = 8888  # run.sh's default API_PORT
 DEFAULT_RUNPOD_REFRESH_MS = 60_000
 RUNPOD_API_TIMEOUT_S = 10.0
+
+# RunPod serverless endpoints: POST {url}/run {"input": ...}, GET {url}/status/{id}, POST {url}/cancel/{id},
+# GET {url}/health; `Authorization: Bearer <endpoint API key>`.
+RUNPOD_SERVERLESS_HOST = "api.runpod.ai"
+SERVERLESS_SUCCEEDED = "COMPLETED"
+SERVERLESS_FAILED_STATES = frozenset({"FAILED", "CANCELLED", "TIMED_OUT"})
+SERVERLESS_WAITING_STATES = frozenset({"IN_QUEUE", "IN_PROGRESS"})
 
 # Job states BullMQ reports (getState); the terminal ones end a status poll.
 TERMINAL_STATES = frozenset({"completed", "failed"})

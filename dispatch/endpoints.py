@@ -3,7 +3,11 @@
 Discovery uses RunPod's REST API v1: `GET {api}/endpoints/{endpointId}?includeWorkers=true` with
 `Authorization: Bearer <RUNPOD_API_KEY>` answers the endpoint object whose `workers` array lists its pods
 (`id`, `desiredStatus`, `ports` such as `"8888/http"`). A running pod is reached through RunPod's HTTP
-proxy, `https://{podId}-{port}.proxy.runpod.net`.
+proxy, `https://{podId}-{port}.proxy.runpod.net`. Discovered pods join the static list (deduplicated by URL);
+an endpoint id whose lookup fails keeps its last known pods while the others refresh.
+
+A target is a pod (the service's `/v1/jobs` API, or the legacy app) or a RunPod serverless endpoint
+(`https://api.runpod.ai/v2/{endpointId}`: `/run`, `/status/{id}`), chosen per entry of the static list.
 """
 
 from __future__ import annotations
@@ -35,41 +39,60 @@ class DiscoveryError(RuntimeError):
     code = "runpod_discovery_failed"
 
 
+POD = "pod"
+SERVERLESS = "serverless"
+KINDS = (POD, SERVERLESS)
+
+
 @dataclass(frozen=True)
 class PodEndpoint:
-    """One pod: its base URL, the RunPod proxy token and the pod's own API key (both optional)."""
+    """One target: its base URL, the RunPod proxy token and its API key (both optional), and its kind:
+    `pod` (the service, or the legacy app) or `serverless` (a RunPod serverless endpoint, whose API key
+    goes in `Authorization: Bearer`)."""
 
     url: str
     token: str | None = None
     api_key: str | None = None
     source: str = "static"  # "static" | "runpod"
+    kind: str = POD
 
 
 HealthCheck = Callable[[PodEndpoint], Awaitable["str | None"]]  # None when healthy, else the reason
 LookupFn = Callable[[], Awaitable[list[PodEndpoint]]]
 
 
-def _endpoint(url: str, token: str | None, api_key: str | None) -> PodEndpoint:
+def _looks_serverless(url: str) -> bool:
+    """`https://api.runpod.ai/v2/{endpointId}`: RunPod's serverless API."""
+    parts = urlsplit(url)
+    return parts.hostname == c.RUNPOD_SERVERLESS_HOST and parts.path.startswith("/v2/")
+
+
+def _endpoint(url: str, token: str | None, api_key: str | None, kind: str | None = None) -> PodEndpoint:
     url = url.strip().rstrip("/")
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.netloc:
         raise EndpointConfigError(f"SADTALKER_RUNPOD_ENDPOINTS: {url!r} is not an http(s) URL")
-    return PodEndpoint(url, (token or "").strip() or None, (api_key or "").strip() or None)
+    kind = (kind or "").strip().lower() or (SERVERLESS if _looks_serverless(url) else POD)
+    if kind not in KINDS:
+        raise EndpointConfigError(f"SADTALKER_RUNPOD_ENDPOINTS: kind {kind!r} of {url} is not one of {', '.join(KINDS)}")
+    return PodEndpoint(url, (token or "").strip() or None, (api_key or "").strip() or None, kind=kind)
 
 
 def _from_item(item: object) -> PodEndpoint:
     if isinstance(item, str):
-        url, token, api_key = (item.split("|") + ["", ""])[:3]
-        return _endpoint(url, token, api_key)
+        url, token, api_key, kind = (item.split("|") + ["", "", ""])[:4]
+        return _endpoint(url, token, api_key, kind)
     if isinstance(item, dict) and isinstance(item.get("url"), str):
-        return _endpoint(item["url"], item.get("token"), item.get("apiKey") or item.get("api_key"))
+        return _endpoint(item["url"], item.get("token"), item.get("apiKey") or item.get("api_key"),
+                         item.get("kind") or item.get("type"))
     raise EndpointConfigError(
-        f"SADTALKER_RUNPOD_ENDPOINTS: entry {item!r} is neither 'url|token|apiKey' nor {{\"url\": ...}}")
+        f"SADTALKER_RUNPOD_ENDPOINTS: entry {item!r} is neither 'url|token|apiKey[|kind]' nor {{\"url\": ...}}")
 
 
 def parse_static_endpoints(raw: str) -> list[PodEndpoint]:
-    """`SADTALKER_RUNPOD_ENDPOINTS`: a JSON array (of `url|token|apiKey` strings or `{url, token, apiKey}`
-    objects) or a comma-separated list of `url|token|apiKey`."""
+    """`SADTALKER_RUNPOD_ENDPOINTS`: a JSON array (of `url|token|apiKey[|kind]` strings or
+    `{url, token, apiKey, kind}` objects) or a comma-separated list of `url|token|apiKey[|kind]`. `kind` is
+    `pod` or `serverless`; left out, URLs of `https://api.runpod.ai/v2/...` are serverless, others pods."""
     raw = raw.strip()
     if not raw:
         return []
@@ -90,9 +113,11 @@ def _pod_port(pod: dict, preferred: int) -> int:
 
 
 async def discover_runpod(client: httpx.AsyncClient, *, api_url: str, api_key: str, endpoint_ids: Sequence[str],
-                          proxy_url: str, pod_port: int, api_key_for_pods: str | None) -> list[PodEndpoint]:
-    """The running pods of the given RunPod endpoints, as proxy URLs. Raises DiscoveryError."""
-    found: list[PodEndpoint] = []
+                          proxy_url: str, pod_port: int, api_key_for_pods: str | None,
+                          token_for_pods: str | None = None) -> dict[str, list[PodEndpoint] | DiscoveryError]:
+    """Endpoint id -> its running pods as proxy URLs, or the DiscoveryError of its lookup (one failing id
+    never hides the others' pods). `token_for_pods` is given to every pod (SADTALKER_TOKEN_QUERY)."""
+    found: dict[str, list[PodEndpoint] | DiscoveryError] = {}
     for endpoint_id in endpoint_ids:
         url = f"{api_url.rstrip('/')}/endpoints/{endpoint_id}"
         try:
@@ -100,12 +125,13 @@ async def discover_runpod(client: httpx.AsyncClient, *, api_url: str, api_key: s
                                     headers={"Authorization": f"Bearer {api_key}"})
             resp.raise_for_status()
             workers = resp.json().get("workers") or []
-        except (httpx.HTTPError, ValueError, AttributeError) as e:
-            raise DiscoveryError(f"RunPod API lookup of endpoint {endpoint_id} failed: {e}") from e
-        for pod in workers:
-            if pod.get("desiredStatus") == "RUNNING" and pod.get("id"):
-                base = proxy_url.format(pod_id=pod["id"], port=_pod_port(pod, pod_port))
-                found.append(PodEndpoint(base.rstrip("/"), None, api_key_for_pods, "runpod"))
+            pods = [PodEndpoint(proxy_url.format(pod_id=pod["id"], port=_pod_port(pod, pod_port)).rstrip("/"),
+                                token_for_pods, api_key_for_pods, "runpod")
+                    for pod in workers if pod.get("desiredStatus") == "RUNNING" and pod.get("id")]
+        except (httpx.HTTPError, ValueError, AttributeError, TypeError) as e:
+            found[endpoint_id] = DiscoveryError(f"RunPod API lookup of endpoint {endpoint_id} failed: {e}")
+            continue
+        found[endpoint_id] = pods
     return found
 
 
@@ -123,13 +149,15 @@ class PodPool:
 
     static: list[PodEndpoint]
     cooldown_s: float
-    discovered: list[PodEndpoint] | None = None  # None: discovery off or its last lookup failed
+    discovered: list[PodEndpoint] | None = None  # None: discovery off or no lookup has worked yet
     _health: dict[str, _Health] = field(default_factory=dict)
     _next: int = 0
 
     @property
     def endpoints(self) -> list[PodEndpoint]:
-        return self.discovered if self.discovered else self.static
+        """The static targets, then the discovered pods not already listed (by URL)."""
+        known = {ep.url for ep in self.static}
+        return self.static + [ep for ep in self.discovered or [] if ep.url not in known]
 
     def mark_down(self, endpoint: PodEndpoint, reason: str) -> None:
         state = self._health.setdefault(endpoint.url, _Health())
@@ -175,13 +203,36 @@ class PodPool:
 
 
 async def refresh_forever(pool: PodPool, lookup: LookupFn, interval_s: float) -> None:
-    """Keep `pool.discovered` current; on a failed lookup the static list serves until the next one works."""
+    """Keep `pool.discovered` current; a failed lookup keeps the last known pods until one works again."""
     while True:
         try:
             pool.discovered = await lookup()
             log.info("RunPod discovery: %d running pod(s)", len(pool.discovered))
         except DiscoveryError as e:
-            pool.discovered = None
-            log.warning("%s; using the %d static endpoint(s)", e, len(pool.static))
+            log.warning("%s; keeping %d known pod(s) and the %d static endpoint(s)", e,
+                        len(pool.discovered or []), len(pool.static))
         await asyncio.sleep(interval_s)
 
+
+class Discovery:
+    """A LookupFn over `discover_runpod` that remembers each endpoint id's last good pods: an id whose lookup
+    fails keeps them (logged), the others refresh. Raises DiscoveryError only when every id fails and none
+    was ever found."""
+
+    def __init__(self, lookup: Callable[[], Awaitable[dict[str, list[PodEndpoint] | DiscoveryError]]]):
+        self._lookup = lookup
+        self.last: dict[str, list[PodEndpoint]] = {}
+
+    async def __call__(self) -> list[PodEndpoint]:
+        results = await self._lookup()
+        errors = []
+        for endpoint_id, outcome in results.items():
+            if isinstance(outcome, DiscoveryError):
+                errors.append(str(outcome))
+                log.warning("%s; keeping its %d last known pod(s)", outcome, len(self.last.get(endpoint_id, [])))
+            else:
+                self.last[endpoint_id] = outcome
+        if errors and len(errors) == len(results) and not self.last:
+            raise DiscoveryError("; ".join(errors))
+        pods = [ep for endpoint_id in results for ep in self.last.get(endpoint_id, [])]
+        return list({ep.url: ep for ep in pods}.values())

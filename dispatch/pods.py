@@ -2,12 +2,16 @@
 
 Pods speak the service's `/v1/jobs` API (job JSON of CONTRACTS B). The pod's API key goes in `X-API-Key`;
 the RunPod proxy token goes in `Authorization: Bearer ...`, or in `?token=` when SADTALKER_TOKEN_QUERY=true.
+A legacy pod (`/generate_talking_video`) answers when the video is done: JSON naming the video's URL (under
+one of VIDEO_URL_KEYS, at the top or under `result`/`data`/`output`), or the MP4 itself, which is written to
+a file for the dispatcher to store (`{"video_file": path}`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import tempfile
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from urllib.parse import urljoin
@@ -50,6 +54,22 @@ def _error_of(resp: httpx.Response) -> tuple[str, str]:
     return f"http_{resp.status_code}", resp.text[:200]
 
 
+def find_video_url(answer: dict) -> str | None:
+    """The video URL of a pod's answer: `result.video_url` of a job, or a legacy app's URL under one of the
+    usual names, at the top level or under `result`, `data` or `output`."""
+    for where in (answer.get("result"), answer.get("data"), answer.get("output"), answer):
+        if isinstance(where, dict):
+            for key in c.VIDEO_URL_KEYS:
+                if isinstance(where.get(key), str) and where[key].strip():
+                    return where[key].strip()
+    return None
+
+
+def _is_mp4(resp: httpx.Response, head: bytes) -> bool:
+    kind = resp.headers.get("content-type", "").split(";")[0].strip().lower()
+    return kind.startswith("video/") or kind == "application/octet-stream" or head[4:8] == b"ftyp"
+
+
 def _form_value(value: object) -> str:
     return str(value).lower() if isinstance(value, bool) else str(value)
 
@@ -79,27 +99,71 @@ class PodClient:
             raise PodError(f"{ep.url}{path}: {type(e).__name__}: {e}") from e
 
     async def health(self, ep: PodEndpoint) -> str | None:
-        """None when the pod is ready for jobs (or probing is off), else why not."""
-        path = self.settings.remote_health_path
+        """None when the pod is ready for jobs (or probing is off), else why not. A legacy pod's default probe
+        only asks whether its create route exists (LEGACY_ALIVE_STATUSES)."""
+        path = self.settings.health_path
         if not path:
             return None
         try:
             resp = await self._request("GET", ep, path, timeout=c.POD_CONNECT_TIMEOUT_S)
         except PodError as e:
             return str(e)
+        if self.settings.probe_is_route_check:
+            return None if resp.status_code in c.LEGACY_ALIVE_STATUSES else f"{path} answered {resp.status_code}"
         return None if resp.status_code == 200 else f"{path} answered {resp.status_code}"
 
     async def create(self, ep: PodEndpoint, image: Path, audio: Path, options: dict) -> dict:
         """Upload the inputs; the pod's answer (job JSON, or the finished result of a legacy pod)."""
         data = {k: _form_value(v) for k, v in options.items() if v is not None}
-        # A legacy pod answers when the video is done: only the attempt's own timeout bounds the wait.
-        read_s = None if self.settings.legacy_pods else c.POD_UPLOAD_TIMEOUT_S
-        timeout = httpx.Timeout(c.POD_UPLOAD_TIMEOUT_S, connect=c.POD_CONNECT_TIMEOUT_S, read=read_s)
+        if self.settings.legacy_pods:
+            return await self._create_legacy(ep, image, audio, data)
+        timeout = httpx.Timeout(c.POD_UPLOAD_TIMEOUT_S, connect=c.POD_CONNECT_TIMEOUT_S)
         with image.open("rb") as img, audio.open("rb") as aud:
             files = {"image": (image.name, img), "audio": (audio.name, aud)}
             resp = await self._request("POST", ep, self.settings.remote_create_path, data=data, files=files,
                                        timeout=timeout)
         return self._answer(ep, resp)
+
+    async def _create_legacy(self, ep: PodEndpoint, image: Path, audio: Path, data: dict) -> dict:
+        """A legacy pod answers when the video is done (only the attempt's timeout bounds the wait), with JSON
+        naming the video or with the MP4 itself (streamed to a file, capped at LEGACY_VIDEO_MAX_BYTES)."""
+        timeout = httpx.Timeout(c.POD_UPLOAD_TIMEOUT_S, connect=c.POD_CONNECT_TIMEOUT_S, read=None)
+        headers, params = self._auth(ep)
+        url = ep.url + self.settings.remote_create_path
+        with image.open("rb") as img, audio.open("rb") as aud:
+            files = {"image": (image.name, img), "audio": (audio.name, aud)}
+            try:
+                async with self.client.stream("POST", url, headers=headers, params=params, data=data, files=files,
+                                              timeout=timeout) as resp:
+                    if resp.status_code >= 300 or "json" in resp.headers.get("content-type", ""):
+                        await resp.aread()
+                        answer = self._answer(ep, resp)
+                        if not isinstance(answer, dict) or find_video_url(answer) is None:
+                            raise PodError(f"{ep.url}: the legacy answer names no video URL")
+                        return answer
+                    return {"video_file": str(await self._save_mp4(ep, resp))}
+            except httpx.HTTPError as e:
+                raise PodError(f"{url}: {type(e).__name__}: {e}") from e
+
+    async def _save_mp4(self, ep: PodEndpoint, resp: httpx.Response) -> Path:
+        fd, name = tempfile.mkstemp(prefix="sadtalker-legacy-", suffix=".mp4")
+        path, size, head = Path(name), 0, b""
+        try:
+            with open(fd, "wb") as out:
+                async for chunk in resp.aiter_bytes():
+                    size += len(chunk)
+                    if size > c.LEGACY_VIDEO_MAX_BYTES:
+                        raise PodError(f"{ep.url}: the legacy answer is over {c.LEGACY_VIDEO_MAX_BYTES} bytes")
+                    if len(head) < 16:
+                        head = (head + chunk)[:16]
+                    out.write(chunk)
+            if size == 0 or not _is_mp4(resp, head):
+                kind = resp.headers.get("content-type") or "no content type"
+                raise PodError(f"{ep.url}: the legacy answer is neither JSON nor an MP4 ({kind}, {size} bytes)")
+        except BaseException:
+            path.unlink(missing_ok=True)
+            raise
+        return path
 
     def _answer(self, ep: PodEndpoint, resp: httpx.Response) -> dict:
         if resp.status_code < 300:
@@ -148,8 +212,7 @@ class PodClient:
 
     def video_url(self, ep: PodEndpoint, answer: dict) -> str:
         """The video's absolute URL from a job JSON (`result.video_url`) or a legacy answer."""
-        result = answer.get("result") if isinstance(answer.get("result"), dict) else answer
-        url = result.get("video_url") or result.get("videoUrl") or result.get("url")
+        url = find_video_url(answer)
         if not url:
             raise PodError(f"{ep.url}: the answer names no video URL")
         url = urljoin(ep.url + "/", url)

@@ -5,6 +5,9 @@ The dispatcher is a separate process from the service, so it reads its variables
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Any
+
 from pydantic import AliasChoices, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -74,9 +77,11 @@ class DispatchSettings(BaseSettings):
         c.DEFAULT_REMOTE_CREATE_PATH, validation_alias=_env("SADTALKER_REMOTE_CREATE_PATH", "remote_create_path"))
     remote_status_path: str = Field(
         c.DEFAULT_REMOTE_STATUS_PATH, validation_alias=_env("SADTALKER_REMOTE_STATUS_PATH", "remote_status_path"))
-    remote_health_path: str = Field(
-        c.POD_HEALTH_PATH, validation_alias=_env("SADTALKER_REMOTE_HEALTH_PATH", "remote_health_path"))
+    remote_health_path: str | None = Field(  # unset: /readyz, or for legacy pods a probe of the create route
+        None, validation_alias=_env("SADTALKER_REMOTE_HEALTH_PATH", "remote_health_path"))
     token_query: bool = Field(False, validation_alias=_env("SADTALKER_TOKEN_QUERY", "token_query"))
+    runpod_proxy_token: str = Field(  # the token discovered pods get (default: the RunPod API key)
+        "", repr=False, validation_alias=_env("SADTALKER_RUNPOD_PROXY_TOKEN", "runpod_proxy_token"))
     poll_interval_ms: int = Field(
         c.DEFAULT_POLL_INTERVAL_MS, ge=10, validation_alias=_env("SADTALKER_REMOTE_POLL_MS", "poll_interval_ms"))
     pod_cooldown_ms: int = Field(
@@ -86,6 +91,32 @@ class DispatchSettings(BaseSettings):
         "", repr=False, validation_alias=_env("SADTALKER_DISPATCH_API_KEYS", "dispatch_api_keys"))
     api_keys: str = Field("", repr=False, validation_alias=_env("API_KEYS", "api_keys"))
     api_key: str = Field("", repr=False, validation_alias=_env("API_KEY", "api_key"))
+    dispatch_open: bool = Field(  # true: dispatch.api takes requests without a key when none is configured
+        False, validation_alias=_env("SADTALKER_DISPATCH_OPEN", "dispatch_open"))
+
+    # Where the dispatcher stores an MP4 a legacy pod answers with (the service's storage variables).
+    storage_provider: str = Field("", validation_alias=_env("STORAGE_PROVIDER", "storage_provider"))
+    storage_url_expiry_s: int = Field(
+        7 * 24 * 3600, gt=0, validation_alias=_env("STORAGE_URL_EXPIRY_S", "storage_url_expiry_s"))
+    s3_bucket: str = Field("", validation_alias=_env("S3_BUCKET", "s3_bucket"))
+    s3_region: str = Field("", validation_alias=_env("S3_REGION", "s3_region"))
+    s3_endpoint_url: str = Field("", validation_alias=_env("S3_ENDPOINT_URL", "s3_endpoint_url"))
+    s3_access_key_id: str = Field("", repr=False, validation_alias=_env("S3_ACCESS_KEY_ID", "s3_access_key_id"))
+    s3_secret_access_key: str = Field(
+        "", repr=False, validation_alias=_env("S3_SECRET_ACCESS_KEY", "s3_secret_access_key"))
+    s3_prefix: str = Field("", validation_alias=_env("S3_PREFIX", "s3_prefix"))
+    s3_public_base_url: str = Field("", validation_alias=_env("S3_PUBLIC_BASE_URL", "s3_public_base_url"))
+    supabase_url: str = Field("", validation_alias=_env("SUPABASE_URL", "supabase_url"))
+    supabase_service_role_key: str = Field(
+        "", repr=False, validation_alias=_env("SUPABASE_SERVICE_ROLE_KEY", "supabase_service_role_key"))
+    supabase_key: str = Field("", repr=False, validation_alias=_env("SUPABASE_KEY", "supabase_key"))
+    supabase_bucket: str = Field("", validation_alias=_env("SUPABASE_BUCKET", "supabase_bucket"))
+    supabase_public: bool = Field(False, validation_alias=_env("SUPABASE_PUBLIC", "supabase_public"))
+    supabase_prefix: str = Field("", validation_alias=_env("SUPABASE_PREFIX", "supabase_prefix"))
+    dispatch_output_dir: Path = Field(  # local storage of the dispatcher (STORAGE_PROVIDER unset)
+        c.DEFAULT_DISPATCH_OUTPUT_DIR, validation_alias=_env("SADTALKER_DISPATCH_OUTPUT_DIR", "dispatch_output_dir"))
+    dispatch_public_base_url: str = Field(  # base of videoUrl for local files, served by dispatch.api
+        "", validation_alias=_env("SADTALKER_DISPATCH_PUBLIC_BASE_URL", "dispatch_public_base_url"))
     log_level: str = Field("INFO", validation_alias=_env("API_LOG_LEVEL", "log_level"))
 
     @field_validator("remote_create_path", "remote_status_path")
@@ -103,10 +134,20 @@ class DispatchSettings(BaseSettings):
 
     @field_validator("remote_health_path")
     @classmethod
-    def _health_path(cls, value: str) -> str:
-        """Empty: pods are not probed (legacy apps without /readyz); failed requests still skip a pod."""
+    def _health_path(cls, value: str | None) -> str | None:
+        """Empty: pods are not probed; failed requests still skip a pod. None: the default probe."""
+        if value is None:
+            return None
         value = value.strip()
         return value if not value or value.startswith("/") else "/" + value
+
+    @field_validator("storage_provider")
+    @classmethod
+    def _provider(cls, value: str) -> str:
+        provider = value.strip().lower()
+        if provider not in ("", "local", "s3", "supabase"):
+            raise ValueError(f"STORAGE_PROVIDER must be unset, 'local', 's3' or 'supabase', got {value!r}")
+        return "" if provider == "local" else provider
 
     @field_validator("runpod_proxy_url")
     @classmethod
@@ -122,7 +163,7 @@ class DispatchSettings(BaseSettings):
     @property
     def api_key_list(self) -> list[str]:
         """Keys clients present in X-API-Key: SADTALKER_DISPATCH_API_KEYS, else the service's API_KEYS plus
-        API_KEY (comma-separated). Empty: no key needed."""
+        API_KEY (comma-separated). Empty: every request is refused, unless SADTALKER_DISPATCH_OPEN=true."""
         if _split(self.dispatch_api_keys):
             return _split(self.dispatch_api_keys)
         return list(dict.fromkeys(_split(self.api_keys) + _split(self.api_key)))
@@ -139,3 +180,32 @@ class DispatchSettings(BaseSettings):
     def legacy_pods(self) -> bool:
         """The legacy synchronous app answers the create call with the finished video."""
         return self.remote_create_path.rstrip("/") == c.LEGACY_CREATE_PATH
+
+    @property
+    def health_path(self) -> str:
+        """The pod probe: SADTALKER_REMOTE_HEALTH_PATH when set ("" = off); else /readyz, or for legacy pods
+        the create route itself (answered by an app that has only that route)."""
+        if self.remote_health_path is not None:
+            return self.remote_health_path
+        return self.remote_create_path if self.legacy_pods else c.POD_HEALTH_PATH
+
+    @property
+    def probe_is_route_check(self) -> bool:
+        """The probe asks only whether the legacy create route exists (it has no readiness answer)."""
+        return self.health_path == self.remote_create_path and self.legacy_pods
+
+    def storage_options(self) -> dict[str, Any]:
+        """Options of `storage.create_storage` for STORAGE_PROVIDER (empty ones left out), as the service."""
+        if self.storage_provider == "s3":
+            options: dict[str, Any] = {
+                "bucket": self.s3_bucket, "region": self.s3_region, "endpoint_url": self.s3_endpoint_url,
+                "access_key_id": self.s3_access_key_id, "secret_access_key": self.s3_secret_access_key,
+                "prefix": self.s3_prefix, "public_base_url": self.s3_public_base_url,
+                "url_expiry_s": self.storage_url_expiry_s}
+        elif self.storage_provider == "supabase":
+            options = {"url": self.supabase_url, "key": self.supabase_service_role_key or self.supabase_key,
+                       "bucket": self.supabase_bucket, "public": self.supabase_public,
+                       "prefix": self.supabase_prefix, "url_expiry_s": self.storage_url_expiry_s}
+        else:
+            return {}
+        return {name: value for name, value in options.items() if value not in ("", None)}

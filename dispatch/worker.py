@@ -1,7 +1,9 @@
 """`python -m dispatch.worker`: take jobs from the BullMQ queue and run each on a GPU pod.
 
-One attempt: download the inputs (caps, address guard) -> pick a healthy pod round-robin -> upload ->
-poll, mirroring progress into the BullMQ job -> return `{videoUrl, ...}`. Any failure a retry can fix
+One attempt: download the inputs (caps, address guard) -> pick a healthy target round-robin -> upload to a
+pod (or submit the input URLs to a RunPod serverless endpoint) -> poll, mirroring progress into the BullMQ
+job -> return `{videoUrl, ...}`. A video a legacy pod answers with, or a serverless worker returns inline, is
+stored with the configured storage first. Any failure a retry can fix
 raises, and BullMQ retries the job with its backoff (the failed pod is skipped meanwhile); failures no
 retry can fix (bad inputs, a refused address) raise UnrecoverableError so the job fails at once.
 Failure reasons read `<code>: <message>`. SIGTERM stops taking jobs and waits for the active ones.
@@ -24,6 +26,10 @@ from pydantic import ValidationError
 import urlguard
 from dispatch import constants as c
 from dispatch.endpoints import (
+    POD,
+    SERVERLESS,
+    Discovery,
+    DiscoveryError,
     EndpointConfigError,
     NoHealthyPod,
     PodEndpoint,
@@ -35,7 +41,9 @@ from dispatch.endpoints import (
 from dispatch.inputs import download_inputs
 from dispatch.payload import InvalidJobData, JobPayload, parse_payload
 from dispatch.pods import PodClient, PodError, ProgressFn, RemoteJobFailed
+from dispatch.serverless import ServerlessClient, save_data_uri
 from dispatch.settings import DispatchSettings
+from dispatch.videos import VideoStore, VideoStoreConfigError, VideoStoreError
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +74,8 @@ class Dispatcher:
         self.http: httpx.AsyncClient | None = None
         self.pool = PodPool(parse_static_endpoints(settings.runpod_endpoints), settings.pod_cooldown_ms / 1000)
         self.pods: PodClient | None = None
+        self.serverless: ServerlessClient | None = None
+        self.videos = VideoStore(settings)
         self.worker: Worker | None = None
         self._tasks: list[asyncio.Task] = []
 
@@ -74,9 +84,12 @@ class Dispatcher:
         self.http = httpx.AsyncClient(timeout=httpx.Timeout(c.POD_REQUEST_TIMEOUT_S,
                                                             connect=c.POD_CONNECT_TIMEOUT_S))
         self.pods = PodClient(self.http, s)
+        self.serverless = ServerlessClient(self.http, s)
         if s.discovery_enabled:
             self._tasks.append(asyncio.create_task(
-                refresh_forever(self.pool, self._discover, s.runpod_refresh_ms / 1000)))
+                refresh_forever(self.pool, Discovery(self._discover), s.runpod_refresh_ms / 1000)))
+        if (s.legacy_pods or any(ep.kind == SERVERLESS for ep in self.pool.static)) and self.videos.problem():
+            log.warning("%s", self.videos.problem())
         self.worker = Worker(s.queue_name, self.process, {
             "connection": s.redis_url, "prefix": c.BULLMQ_PREFIX, "autorun": False,
             "concurrency": s.worker_concurrency, "lockDuration": s.lock_duration_ms,
@@ -88,12 +101,16 @@ class Dispatcher:
         log.info("dispatching queue %r from %s to %d static pod(s)%s", s.queue_name, _without_password(s.redis_url),
                  len(self.pool.static), " + RunPod discovery" if s.discovery_enabled else "")
 
-    async def _discover(self) -> list[PodEndpoint]:
+    async def _discover(self) -> dict[str, list[PodEndpoint] | DiscoveryError]:
         s = self.settings
+        token = (s.runpod_proxy_token or s.runpod_api_key) if s.token_query else None
         return await discover_runpod(
             self.http, api_url=s.runpod_api_url, api_key=s.runpod_api_key,
             endpoint_ids=s.runpod_endpoint_id_list, proxy_url=s.runpod_proxy_url, pod_port=s.runpod_pod_port,
-            api_key_for_pods=s.remote_api_key or None)
+            api_key_for_pods=s.remote_api_key or None, token_for_pods=token)
+
+    async def _health(self, ep: PodEndpoint) -> str | None:
+        return await (self.serverless.health(ep) if ep.kind == SERVERLESS else self.pods.health(ep))
 
     async def close(self, drain_timeout_s: float | None = None) -> None:
         """Stop taking jobs; wait up to `drain_timeout_s` for active ones, then abandon them (their
@@ -137,15 +154,27 @@ class Dispatcher:
             raise AttemptFailed(str(e)) from e
         except (PodError, NoHealthyPod) as e:
             raise AttemptFailed(f"{e.code}: {e}") from e
+        except VideoStoreConfigError as e:
+            raise _unrecoverable(e.code, str(e)) from e
+        except VideoStoreError as e:
+            raise AttemptFailed(f"{e.code}: {e}") from e
         await job.updateProgress(100)
         return result
 
     async def _attempt(self, job: Job, payload: JobPayload) -> dict:
         with tempfile.TemporaryDirectory(prefix="sadtalker-dispatch-") as tmp:
-            image, audio = await download_inputs(self.http, payload, Path(tmp), self.settings)
+            inputs = _Inputs(self, payload, Path(tmp))
+            if any(ep.kind == POD for ep in self.pool.endpoints) or not self.pool.endpoints:
+                await inputs.files()  # caps and address guard before any pod is contacted
+            else:
+                await inputs.check_urls()  # serverless workers fetch the URLs themselves
             await job.updateProgress(DOWNLOADED_PERCENT)
-            ep, answer = await self._submit(image, audio, payload.options)
+            ep, answer = await self._submit(inputs)
         log.info("job %s on %s", job.id, ep.url)
+        if ep.kind == SERVERLESS:
+            return await self._serverless_result(job, ep, answer["id"])
+        if "video_file" in answer:
+            return {**self._result(ep, {}, video_url=""), **await self._stored(job, Path(answer["video_file"]))}
         if self.settings.legacy_pods or "status" not in answer:
             return self._result(ep, answer)
         try:
@@ -158,25 +187,70 @@ class Dispatcher:
             raise
         return self._result(ep, final)
 
-    async def _submit(self, image: Path, audio: Path, options: dict) -> tuple[PodEndpoint, dict]:
-        """Upload to the next healthy pod; a pod that refuses the upload is skipped for the next one."""
+    async def _submit(self, inputs: _Inputs) -> tuple[PodEndpoint, dict]:
+        """Hand the job to the next healthy target; one that refuses it is skipped for the next one."""
         tried: set[str] = set()
         while True:
-            ep = await self.pool.acquire(self.pods.health, exclude=tried)
+            ep = await self.pool.acquire(self._health, exclude=tried)
             tried.add(ep.url)
             try:
-                return ep, await self.pods.create(ep, image, audio, options)
+                if ep.kind == SERVERLESS:
+                    p = inputs.payload
+                    return ep, {"id": await self.serverless.run(ep, p.image_url, p.audio_url, p.options)}
+                image, audio = await inputs.files()
+                return ep, await self.pods.create(ep, image, audio, inputs.payload.options)
             except PodError as e:
                 self.pool.mark_down(ep, str(e))
 
-    def _result(self, ep: PodEndpoint, answer: dict) -> dict:
+    async def _serverless_result(self, job: Job, ep: PodEndpoint, remote_id: str) -> dict:
+        try:
+            output = await self.serverless.wait(ep, remote_id, _progress_mirror(job))
+        except PodError as e:
+            self.pool.mark_down(ep, str(e))
+            raise
+        except asyncio.CancelledError:
+            await self.serverless.cancel(ep, remote_id)
+            raise
+        url = output.get("video_url") or output.get("videoUrl")
+        if not isinstance(url, str) or not url:
+            raise PodError(f"{ep.url}: the serverless output names no video_url")
+        result = self._result(ep, {"id": remote_id, "result": output}, video_url=url)
+        if url.startswith("data:"):
+            result.update(await self._stored(job, save_data_uri(url, c.LEGACY_VIDEO_MAX_BYTES)))
+        return result
+
+    async def _stored(self, job: Job, video: Path) -> dict:
+        stored = await self.videos.publish(video, str(job.id))
+        return {"videoUrl": stored["video_url"], "bytes": stored["bytes"], "storage": stored["storage"]}
+
+    def _result(self, ep: PodEndpoint, answer: dict, video_url: str | None = None) -> dict:
         result = answer.get("result") if isinstance(answer.get("result"), dict) else {}
         return {
-            "videoUrl": self.pods.video_url(ep, answer), "remoteJobId": answer.get("id"), "pod": ep.url,
+            "videoUrl": self.pods.video_url(ep, answer) if video_url is None else video_url,
+            "remoteJobId": answer.get("id"), "pod": ep.url, "target": ep.kind,
             "durationS": result.get("duration_s"), "frames": result.get("frames"),
             "width": result.get("width"), "height": result.get("height"), "bytes": result.get("bytes"),
             "storage": result.get("storage"), "faceDetector": result.get("face_detector"),
         }
+
+
+class _Inputs:
+    """A job's inputs for one attempt: downloaded once, when the first pod needs them."""
+
+    def __init__(self, dispatcher: Dispatcher, payload: JobPayload, directory: Path):
+        self.dispatcher, self.payload, self.directory = dispatcher, payload, directory
+        self._files: tuple[Path, Path] | None = None
+
+    async def files(self) -> tuple[Path, Path]:
+        if self._files is None:
+            d = self.dispatcher
+            self._files = await download_inputs(d.http, self.payload, self.directory, d.settings)
+        return self._files
+
+    async def check_urls(self) -> None:
+        allow = self.dispatcher.settings.allow_private_urls
+        for url in (self.payload.image_url, self.payload.audio_url):
+            await asyncio.to_thread(urlguard.check_url, url, allow_private=allow)
 
 
 def _progress_mirror(job: Job) -> ProgressFn:

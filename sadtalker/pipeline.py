@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import random
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -127,8 +127,10 @@ class Pipeline:
 
     @classmethod
     def load(cls, checkpoint_dir: str | Path, *, device: str | None = None, half: bool = False,
-             sizes: tuple[int, ...] = (256,), enhancer: bool = True) -> Pipeline:
-        """Load the renderer/audio/3DMM models for `sizes`, the face analyzer and (if present) GFPGAN."""
+             sizes: tuple[int, ...] = (256,), enhancer: bool = True,
+             face_dirs: Sequence[Path] | None = None) -> Pipeline:
+        """Load the renderer/audio/3DMM models for `sizes`, the face analyzer and (if present) GFPGAN. Face
+        files are looked for in `face_dirs` (default: `checkpoint_dir` and its `gfpgan/weights/`)."""
         from .checkpoints import load_model
         from .face import Enhancer, FaceAnalyzer
 
@@ -146,11 +148,11 @@ class Pipeline:
             raise ValueError("half precision needs a CUDA device; leave it off on the CPU")
         dtype = torch.float16 if half else torch.float32
         models = {size: load_model(checkpoint_dir, size, device=device, dtype=dtype) for size in sizes}
-        analyzer = FaceAnalyzer.load(checkpoint_dir, device=device)
+        analyzer = FaceAnalyzer.load(checkpoint_dir, device=device, face_dirs=face_dirs)
         restorer, enhancer_missing = None, []
         if enhancer:
             try:
-                restorer = Enhancer.load(checkpoint_dir, device=device, analyzer=analyzer)
+                restorer = Enhancer.load(checkpoint_dir, device=device, analyzer=analyzer, face_dirs=face_dirs)
             except MissingCheckpoints as e:
                 enhancer_missing = e.missing
                 log.warning("face enhancer unavailable: %s", e)

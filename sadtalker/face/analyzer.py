@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,6 +21,7 @@ from .weights import (
     DETECTOR_FILE,
     LANDMARK_FILE,
     detector_state,
+    face_dirs_of,
     find_face_file,
     landmark_state,
     load_network,
@@ -68,10 +70,12 @@ class FaceAnalyzer:
         self.files = files or {}
 
     @classmethod
-    def load(cls, checkpoint_dir: str | Path, device: str | torch.device | None = None) -> FaceAnalyzer:
-        """Official files in `checkpoint_dir` or its `gfpgan/weights/`; without both, the dlib fallback."""
-        det_path = find_face_file(Path(checkpoint_dir), DETECTOR_FILE)
-        fan_path = find_face_file(Path(checkpoint_dir), LANDMARK_FILE)
+    def load(cls, checkpoint_dir: str | Path, device: str | torch.device | None = None,
+             face_dirs: Sequence[Path] | None = None) -> FaceAnalyzer:
+        """Official files from `face_dirs` (default: `checkpoint_dir` and its `gfpgan/weights/`); without both,
+        the dlib fallback."""
+        det_path = find_face_file(Path(checkpoint_dir), DETECTOR_FILE, face_dirs)
+        fan_path = find_face_file(Path(checkpoint_dir), LANDMARK_FILE, face_dirs)
         if det_path and fan_path:
             dev = pick_device(device)
             detector = load_network(RetinaFace, det_path, detector_state, dev)
@@ -79,8 +83,9 @@ class FaceAnalyzer:
             return cls(OFFICIAL_BACKEND, detector=detector, fan=fan,
                        files={"detector": str(det_path), "landmarks": str(fan_path)})
         missing = [n for n, p in ((DETECTOR_FILE, det_path), (LANDMARK_FILE, fan_path)) if p is None]
-        log.warning("face models %s not found in %s (or its gfpgan/weights/): using the dlib fallback, whose "
-                    "detections and landmarks differ from the official models", ", ".join(missing), checkpoint_dir)
+        where = ", ".join(str(d) for d in face_dirs_of(Path(checkpoint_dir), face_dirs))
+        log.warning("face models %s not found in %s: using the dlib fallback, whose detections and landmarks "
+                    "differ from the official models", ", ".join(missing), where)
         return cls(FALLBACK_BACKEND, dlib_faces=DlibFaces.load())
 
     def detect(self, rgb: np.ndarray, threshold: float = DETECT_THRESHOLD, *, rgb_as_bgr: bool = False,

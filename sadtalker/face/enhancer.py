@@ -10,6 +10,7 @@ buffers of the weight file (the reference's `randomize_noise=False`; fully deter
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -22,7 +23,15 @@ from .constants import DETECT_THRESHOLD, EYE_DIST_THRESHOLD_PX, UPSCALE
 from .gfpgan import GFPGANv1Clean, to_bgr_uint8, to_input
 from .parsenet import ParseNet, parse_input
 from .paste import estimate_affine, inverse_affine, parse_mask, paste_faces, warp_face
-from .weights import GFPGAN_FILE, PARSING_FILE, find_face_file, flat_state, gfpgan_state, load_network
+from .weights import (
+    GFPGAN_FILE,
+    PARSING_FILE,
+    face_dirs_of,
+    find_face_file,
+    flat_state,
+    gfpgan_state,
+    load_network,
+)
 
 log = logging.getLogger(__name__)
 
@@ -67,16 +76,19 @@ class Enhancer:
 
     @classmethod
     def load(cls, checkpoint_dir: str | Path, device: str | torch.device | None = None,
-             analyzer: FaceAnalyzer | None = None, *, noise: str = "random", seed: int = 0) -> Enhancer:
-        """GFPGANv1.4.pth and parsing_parsenet.pth from `checkpoint_dir` or its gfpgan/weights/."""
-        paths = {name: find_face_file(Path(checkpoint_dir), name) for name in (GFPGAN_FILE, PARSING_FILE)}
+             analyzer: FaceAnalyzer | None = None, *, noise: str = "random", seed: int = 0,
+             face_dirs: Sequence[Path] | None = None) -> Enhancer:
+        """GFPGANv1.4.pth and parsing_parsenet.pth from `face_dirs` (default: `checkpoint_dir` and its
+        gfpgan/weights/)."""
+        paths = {name: find_face_file(Path(checkpoint_dir), name, face_dirs) for name in (GFPGAN_FILE, PARSING_FILE)}
         missing = [name for name, p in paths.items() if p is None]
         if missing:
-            raise MissingCheckpoints(str(checkpoint_dir), [f"{m} (or gfpgan/weights/{m})" for m in missing])
+            where = ", ".join(str(d) for d in face_dirs_of(Path(checkpoint_dir), face_dirs))
+            raise MissingCheckpoints(str(checkpoint_dir), [f"{m} (looked in {where})" for m in missing])
         dev = pick_device(device)
         gfpgan = load_network(GFPGANv1Clean, paths[GFPGAN_FILE], gfpgan_state, dev)
         parsenet = load_network(ParseNet, paths[PARSING_FILE], flat_state, dev)
-        analyzer = analyzer or FaceAnalyzer.load(checkpoint_dir, dev)
+        analyzer = analyzer or FaceAnalyzer.load(checkpoint_dir, dev, face_dirs)
         return cls(gfpgan, parsenet, analyzer, noise=noise, seed=seed,
                    files={"gfpgan": str(paths[GFPGAN_FILE]), "parsing": str(paths[PARSING_FILE])})
 

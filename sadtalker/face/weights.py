@@ -5,7 +5,7 @@ safetensors form under the same name) into one flat `name -> tensor` mapping.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 import torch
@@ -45,9 +45,17 @@ def build_and_load(make: Callable[[], nn.Module], state: Mapping[str, torch.Tens
     """Build a module (dims already inferred) and load it strictly; eval mode."""
     return load_strict(make(), state, source)
 
-def find_face_file(checkpoint_dir: Path, name: str) -> Path | None:
-    """`name` in the checkpoint directory or its `gfpgan/weights/` (where SadTalker's script puts them)."""
-    for folder in (Path(checkpoint_dir), Path(checkpoint_dir) / "gfpgan" / "weights"):
+def face_dirs_of(checkpoint_dir: Path, face_dirs: Sequence[Path] | None = None) -> list[Path]:
+    """Where face files are looked for, in order: `face_dirs` when given, else the checkpoint directory and
+    its `gfpgan/weights/` (where SadTalker's script puts them)."""
+    if face_dirs is not None:
+        return [Path(d) for d in face_dirs]
+    return [Path(checkpoint_dir), Path(checkpoint_dir) / "gfpgan" / "weights"]
+
+
+def find_face_file(checkpoint_dir: Path, name: str, face_dirs: Sequence[Path] | None = None) -> Path | None:
+    """`name` in the first folder of `face_dirs_of(checkpoint_dir, face_dirs)` that holds it."""
+    for folder in face_dirs_of(checkpoint_dir, face_dirs):
         if (folder / name).is_file():
             return folder / name
     return None

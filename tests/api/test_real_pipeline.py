@@ -36,6 +36,8 @@ async def test_pipeline_renders_through_the_api(tmp_path, standin_checkpoints, f
     async with app.router.lifespan_context(app), await _client(app) as client:
         ready = await wait_for(client, "/readyz", lambda r: r.status_code == 200 or "failed" in r.text, 120)
         assert ready.status_code == 200, ready.text
+        models = ready.json()["models"]  # what the loaded worker uses, and the fallback flagged
+        assert models["loaded"] == {"face_detector": "dlib", "enhancer": "none"} and models["dlib_fallback"] is True
         preflight = (await client.post("/v1/preflight", files={
             "image": ("two.png", two_faces_png.read_bytes()), "audio": ("s.wav", short_speech_wav.read_bytes())})).json()
         assert preflight["ok"] is True and preflight["face"]["faces"] == 2, preflight

@@ -68,10 +68,11 @@ def media(tmp_path_factory, face_png, speech_wav) -> Iterator[Media]:
 
 @pytest.fixture
 def make_settings(redis_url, queue_name):
-    """Settings for a test: its queue, loopback inputs allowed, short polls, backoffs and cooldowns."""
+    """Settings for a test: its queue, loopback inputs allowed, short polls, backoffs and cooldowns, the
+    create/status API open without a key (test_dispatch_api checks the keyed and the closed cases)."""
 
     def make(**overrides) -> DispatchSettings:
-        values = dict(redis_url=redis_url, queue_name=queue_name, allow_private_urls=True,
+        values = dict(redis_url=redis_url, queue_name=queue_name, allow_private_urls=True, dispatch_open=True,
                       poll_interval_ms=50, pod_cooldown_ms=2_000, job_backoff_ms=200, job_attempts=3,
                       lock_duration_ms=5_000, redis_retry_ms=200, drain_timeout_ms=5_000)
         values.update(overrides)

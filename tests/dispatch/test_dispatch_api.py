@@ -61,6 +61,32 @@ async def test_api_key_required(api):
     assert resp.status_code == 401
 
 
+async def test_no_key_configured_refuses_everything_unless_opened(make_settings):
+    closed = create_app(make_settings(allow_private_urls=False, dispatch_open=False))
+    opened = create_app(make_settings(allow_private_urls=False, dispatch_open=True))
+    answers = []
+    for app in (closed, opened):
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://dispatch") as client:
+            answers.append(await client.post("/api/sadtalker/create", json=BODY))
+        if app.state.dispatch is not None:
+            await app.state.dispatch.queue.close()
+    refused, accepted = answers
+    assert refused.status_code == 401 and refused.json()["error"]["code"] == "unauthorized"
+    assert "SADTALKER_DISPATCH_OPEN" in refused.json()["error"]["message"]
+    assert accepted.status_code == 200, accepted.text
+
+
+async def test_status_is_scoped_to_the_user_the_platform_names(api):
+    job_id = (await api.post("/api/sadtalker/create", json=BODY)).json()["jobId"]
+    mine = await api.get("/api/sadtalker/status", params={"id": job_id}, headers={"X-User-Id": "user-7"})
+    theirs = await api.get("/api/sadtalker/status", params={"id": job_id}, headers={"X-User-Id": "user-8"})
+    by_query = await api.get("/api/sadtalker/status", params={"id": job_id, "userId": "user-8"})
+    unscoped = await api.get("/api/sadtalker/status", params={"id": job_id})
+    assert mine.status_code == 200 and mine.json()["id"] == job_id
+    assert theirs.status_code == 404 and theirs.json()["error"]["code"] == "not_found"
+    assert by_query.status_code == 404 and unscoped.status_code == 200
+
+
 @pytest.mark.parametrize(("change", "code", "words"), [
     ({"audioUrl": None}, "validation_error", "'audioUrl' is required"),
     ({"imageUrl": "file:///etc/passwd"}, "validation_error", "http(s) URL"),

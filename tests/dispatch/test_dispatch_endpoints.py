@@ -9,6 +9,8 @@ import pytest
 from dispatch_servers import FakeRunPod, serve
 
 from dispatch.endpoints import (
+    SERVERLESS,
+    Discovery,
     DiscoveryError,
     EndpointConfigError,
     NoHealthyPod,
@@ -30,7 +32,19 @@ def test_static_list_comma_and_json_forms():
     assert parse_static_endpoints("  ") == []
 
 
-@pytest.mark.parametrize("raw", ["[not json", "ftp://x|t", '[{"token": "no url"}]', "just-a-host"])
+def test_serverless_endpoints_are_chosen_per_entry():
+    found = parse_static_endpoints(
+        "https://api.runpod.ai/v2/abc123||rp-key, http://10.0.0.9:8000||k|serverless, https://pod-8888.x||k|pod")
+    assert [(ep.url, ep.kind) for ep in found] == [
+        ("https://api.runpod.ai/v2/abc123", "serverless"), ("http://10.0.0.9:8000", "serverless"),
+        ("https://pod-8888.x", "pod")]
+    (ep,) = parse_static_endpoints('[{"url": "https://sls.example/v2/e1", "kind": "serverless", "apiKey": "k"}]')
+    assert ep.kind == SERVERLESS and ep.api_key == "k"
+    with pytest.raises(EndpointConfigError, match="kind 'lambda'"):
+        parse_static_endpoints("https://x.example||k|lambda")
+
+
+@pytest.mark.parametrize("raw", ["[not json", "ftp://x|t", '[{"token": "no url"}]', "just-a-host", "http://x|||db"])
 def test_static_list_errors_name_the_variable(raw):
     with pytest.raises(EndpointConfigError, match="SADTALKER_RUNPOD_ENDPOINTS"):
         parse_static_endpoints(raw)
@@ -62,19 +76,44 @@ async def test_discovery_lists_running_pods_as_proxy_urls():
         async with httpx.AsyncClient() as client:
             found = await discover_runpod(client, api_url=f"{url}/v1", api_key="rp-key", endpoint_ids=["ep1", "ep2"],
                                           proxy_url="https://{pod_id}-{port}.proxy.runpod.net", pod_port=8888,
-                                          api_key_for_pods="pod-key")
-            assert [p.url for p in found] == ["https://pod1-8888.proxy.runpod.net",
-                                              "https://pod3-7000.proxy.runpod.net"]
-            assert all(p.api_key == "pod-key" and p.source == "runpod" for p in found)
-            with pytest.raises(DiscoveryError, match="ep1"):
-                await discover_runpod(client, api_url=f"{url}/v1", api_key="wrong", endpoint_ids=["ep1"],
-                                      proxy_url="x", pod_port=1, api_key_for_pods=None)
+                                          api_key_for_pods="pod-key", token_for_pods="rp-token")
+            assert {k: [p.url for p in v] for k, v in found.items()} == {
+                "ep1": ["https://pod1-8888.proxy.runpod.net"], "ep2": ["https://pod3-7000.proxy.runpod.net"]}
+            pods = found["ep1"] + found["ep2"]
+            assert all(p.api_key == "pod-key" and p.source == "runpod" and p.token == "rp-token" for p in pods)
+            failed = await discover_runpod(client, api_url=f"{url}/v1", api_key="wrong", endpoint_ids=["ep1"],
+                                           proxy_url="x", pod_port=1, api_key_for_pods=None)
+            assert isinstance(failed["ep1"], DiscoveryError) and "ep1" in str(failed["ep1"])
 
 
-async def test_failed_discovery_falls_back_to_the_static_list():
-    static = [PodEndpoint("http://static.example")]
+async def test_one_failing_endpoint_id_keeps_the_others_and_its_last_pods():
+    api = FakeRunPod("rp-key", {"ep1": [("pod1", 8888, "RUNNING")], "ep2": [("pod2", 8888, "RUNNING")]})
+    with serve(api.handler()) as url:
+        async with httpx.AsyncClient() as client:
+            ids = ["ep1", "ep2", "ep-missing"]
+
+            async def lookup():
+                return await discover_runpod(client, api_url=f"{url}/v1", api_key="rp-key", endpoint_ids=ids,
+                                             proxy_url="http://{pod_id}.example:{port}", pod_port=8888,
+                                             api_key_for_pods=None)
+
+            discovery = Discovery(lookup)
+            assert [p.url for p in await discovery()] == ["http://pod1.example:8888", "http://pod2.example:8888"]
+            api.workers["ep2"] = [("pod2", 8888, "RUNNING"), ("pod4", 8888, "RUNNING")]
+            del api.workers["ep1"]  # ep1's lookup now fails: its last pods stay, ep2 refreshes
+            assert [p.url for p in await discovery()] == [
+                "http://pod1.example:8888", "http://pod2.example:8888", "http://pod4.example:8888"]
+            ids[:] = ["ep-missing"]
+            discovery = Discovery(lookup)
+            with pytest.raises(DiscoveryError, match="ep-missing"):
+                await discovery()
+
+
+async def test_static_and_discovered_pods_are_merged_without_duplicates():
+    static = [PodEndpoint("http://static.example"), PodEndpoint("http://both.example", api_key="static-key")]
     pool = PodPool(static, cooldown_s=1)
-    results: list = [[PodEndpoint("http://live.example", source="runpod")], DiscoveryError("RunPod API down")]
+    results: list = [[PodEndpoint("http://live.example", source="runpod"),
+                      PodEndpoint("http://both.example", source="runpod")], DiscoveryError("RunPod API down")]
 
     async def lookup():
         outcome = results.pop(0) if results else DiscoveryError("still down")
@@ -82,11 +121,13 @@ async def test_failed_discovery_falls_back_to_the_static_list():
             raise outcome
         return outcome
 
+    assert pool.endpoints == static  # before any lookup
     task = asyncio.create_task(refresh_forever(pool, lookup, interval_s=0.05))
     await asyncio.sleep(0.01)
-    assert [p.url for p in pool.endpoints] == ["http://live.example"]
-    await asyncio.sleep(0.08)
-    assert pool.endpoints == static
+    assert [(p.url, p.source) for p in pool.endpoints] == [
+        ("http://static.example", "static"), ("http://both.example", "static"), ("http://live.example", "runpod")]
+    await asyncio.sleep(0.08)  # failed lookups keep the last known pods
+    assert [p.url for p in pool.endpoints] == ["http://static.example", "http://both.example", "http://live.example"]
     task.cancel()
 
 
@@ -110,3 +151,18 @@ async def test_round_robin_skips_unhealthy_pods_for_the_cooldown():
         await pool.acquire(check, exclude={p.url for p in pods})
     with pytest.raises(NoHealthyPod, match="no pods configured"):
         await PodPool([], cooldown_s=1).acquire(check)
+
+
+@pytest.mark.parametrize(("token_query", "proxy_token", "expected"), [
+    (False, "", None), (True, "", "rp-key"), (True, "proxy-token", "proxy-token")])
+async def test_discovered_pods_get_the_proxy_token_when_it_goes_in_the_query(token_query, proxy_token, expected):
+    from dispatch.worker import Dispatcher
+
+    api = FakeRunPod("rp-key", {"ep1": [("pod1", 8888, "RUNNING")]})
+    with serve(api.handler()) as url:
+        dispatcher = Dispatcher(DispatchSettings(runpod_api_key="rp-key", runpod_endpoint_ids="ep1",
+                                                 runpod_api_url=f"{url}/v1", token_query=token_query,
+                                                 runpod_proxy_token=proxy_token))
+        async with httpx.AsyncClient() as dispatcher.http:
+            (pod,) = (await dispatcher._discover())["ep1"]
+    assert pod.token == expected

@@ -5,7 +5,7 @@ from __future__ import annotations
 import httpx
 
 from dispatch.endpoints import PodEndpoint
-from dispatch.pods import PodClient, RemoteJobFailed
+from dispatch.pods import PodClient, RemoteJobFailed, find_video_url
 from dispatch.settings import DispatchSettings
 
 EP = PodEndpoint("https://abc123-8888.proxy.runpod.net", token="rp-token", api_key="endpoint-key")
@@ -50,6 +50,29 @@ async def test_health_probe_path_and_probing_off():
             assert await probe.health(ep) == "/ping answered 503"
             assert await PodClient(http, DispatchSettings(remote_health_path="")).health(ep) is None
     assert recorder.paths == ["/readyz", "/ping"]
+
+
+async def test_choosing_the_legacy_path_turns_the_probe_into_a_route_check():
+    from dispatch_servers import RecordingServer, serve
+
+    legacy = DispatchSettings(remote_create_path="/generate_talking_video")
+    assert legacy.health_path == "/generate_talking_video" and legacy.probe_is_route_check
+    assert DispatchSettings().health_path == "/readyz" and not DispatchSettings().probe_is_route_check
+    explicit = DispatchSettings(remote_create_path="/generate_talking_video", remote_health_path="/ping")
+    assert explicit.health_path == "/ping" and not explicit.probe_is_route_check
+    recorder = RecordingServer()  # answers 503: a route check fails on a server error
+    with serve(recorder.handler()) as url:
+        async with httpx.AsyncClient() as http:
+            assert await PodClient(http, legacy).health(PodEndpoint(url)) == "/generate_talking_video answered 503"
+    assert recorder.paths == ["/generate_talking_video"]
+
+
+def test_video_url_of_legacy_answers_under_the_usual_names():
+    assert find_video_url({"video_url": "/v.mp4"}) == "/v.mp4"
+    assert find_video_url({"url": "https://cdn/x.mp4"}) == "https://cdn/x.mp4"
+    assert find_video_url({"data": {"videoUrl": "https://cdn/y.mp4"}}) == "https://cdn/y.mp4"
+    assert find_video_url({"output": {"download_url": "https://cdn/z.mp4"}}) == "https://cdn/z.mp4"
+    assert find_video_url({"status": "done"}) is None
 
 
 def test_redis_password_never_reaches_the_log():

@@ -151,3 +151,15 @@ def test_files_are_found_in_the_dir_or_gfpgan_weights(tmp_path):
     assert find_face_file(tmp_path, "GFPGANv1.4.pth") == tmp_path / "gfpgan" / "weights" / "GFPGANv1.4.pth"
     (tmp_path / "GFPGANv1.4.pth").write_bytes(b"x")
     assert find_face_file(tmp_path, "GFPGANv1.4.pth") == tmp_path / "GFPGANv1.4.pth"
+
+
+def test_face_dirs_passed_in_are_searched_in_their_order(tmp_path):
+    first, second = tmp_path / "first", tmp_path / "second"
+    second.mkdir()
+    (second / "GFPGANv1.4.pth").write_bytes(b"x")
+    assert find_face_file(tmp_path, "GFPGANv1.4.pth", [first, second]) == second / "GFPGANv1.4.pth"
+    first.mkdir()
+    (first / "GFPGANv1.4.pth").write_bytes(b"x")
+    assert find_face_file(tmp_path, "GFPGANv1.4.pth", [first, second]) == first / "GFPGANv1.4.pth"
+    (tmp_path / "GFPGANv1.4.pth").write_bytes(b"x")  # the checkpoint dir is not searched when dirs are given
+    assert find_face_file(tmp_path, "GFPGANv1.4.pth", [second]) == second / "GFPGANv1.4.pth"
