@@ -140,15 +140,18 @@ def job_hooks(manager: JobManager, settings: Settings, storage: Any, webhooks: A
     from storage import StorageError, put_file_retrying_async
 
     async def publish(job: Job, video: Path) -> dict[str, Any]:
-        """Stored and its size checked, retried with backoff (SADTALKER_UPLOAD_RETRY_DELAYS_S); the poster
-        (middle frame) is stored beside it first (a video without one still succeeds, with a warning)."""
-        poster = await publish_poster(job, video)
-        stored = await put_file_retrying_async(storage, video, f"{job.id}.mp4", "video/mp4",
-                                               delays_s=settings.upload_retry_delays)
+        """Stored and its size checked, retried with backoff (SADTALKER_UPLOAD_RETRY_DELAYS_S); then its poster
+        (middle frame) beside it (a video without one still succeeds, with a warning)."""
+        image = video.with_name(f"{job.id}.poster.jpg")
+        try:
+            stored = await put_file_retrying_async(storage, video, f"{job.id}.mp4", "video/mp4",
+                                                   delays_s=settings.upload_retry_delays)
+            poster = await publish_poster(job, video, image)
+        finally:
+            image.unlink(missing_ok=True)
         return {"key": stored.key, "url": stored.url, "storage": storage.name, "bytes": stored.size, **poster}
 
-    async def publish_poster(job: Job, video: Path) -> dict[str, Any]:
-        image = video.with_name(f"{job.id}.poster.jpg")
+    async def publish_poster(job: Job, video: Path, image: Path) -> dict[str, Any]:
         try:
             await asyncio.to_thread(make_poster, imageio_ffmpeg.get_ffmpeg_exe(), video, image)
             stored = await put_file_retrying_async(storage, image, f"{job.id}.jpg", "image/jpeg",
@@ -156,8 +159,6 @@ def job_hooks(manager: JobManager, settings: Settings, storage: Any, webhooks: A
         except (PosterError, StorageError) as e:
             log.warning("job %s: no poster: %s", job.id, e, extra={"job_id": job.id})
             return {}
-        finally:
-            image.unlink(missing_ok=True)
         return {"poster_key": stored.key, "poster_url": stored.url}
 
     def discard(job: Job) -> None:
