@@ -35,7 +35,8 @@ async def create_job(
     return JSONResponse(body, status_code=202, headers=headers)
 
 
-@router.get("/jobs", response_model=None, responses=answers(*AUTH_CODES, "validation_error", model=JobList))
+@router.get("/jobs", response_model=None,
+            responses=answers(*AUTH_CODES, "validation_error", "not_found", model=JobList))
 async def list_jobs(
     request: Request, services: ServicesDep, owner: Owner,
     status: JobStatus | None = None,
