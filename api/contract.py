@@ -40,6 +40,8 @@ EXAMPLE_MESSAGES = {
     "job_not_finished": "job job_0123456789abcdef01234567 is running; it has no video",
     "job_not_retryable": "only a job that failed with storage_error can retry the upload",
     "queue_full": "100 jobs are waiting; retry after the Retry-After seconds",
+    "invalid_range": "Range header: start must be less than end",
+    "range_not_satisfiable": "the range starts after the end of the 183204-byte file",
     "models_unavailable": "checkpoints/SadTalker_V0.0.2_256.safetensors is missing",
     "not_ready": "models are loading and warming up",
     "shutting_down": "the service is shutting down; retry on another instance",

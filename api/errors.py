@@ -16,7 +16,7 @@ ERROR_STATUS = {
     "invalid_video": 422, "audio_too_long": 422, "no_face_detected": 422, "url_not_allowed": 422,
     "fetch_failed": 422, "payload_too_large": 413, "unsupported_media_type": 415,
     "idempotency_conflict": 409, "job_not_finished": 409, "job_not_retryable": 409, "canceled": 409,
-    "queue_full": 429,
+    "queue_full": 429, "invalid_range": 400, "range_not_satisfiable": 416,
     "models_unavailable": 503, "not_ready": 503, "shutting_down": 503, "interrupted": 503,
     "timeout": 504, "storage_error": 502, "render_failed": 500, "encode_failed": 500, "checkpoint_error": 500,
 }
