@@ -218,15 +218,13 @@ def error_example(code: str) -> dict[str, Any]:
     return {"summary": code, "value": {"error": {"code": code, "message": message}}}
 
 
-def answers(*codes: str, ok: int = 200, model: type[BaseModel] | None = None, ok_description: str | None = None,
-            ok_example: dict[str, Any] | None = None) -> dict[int | str, dict[str, Any]]:
+def answers(*codes: str, ok: int = 200, model: type[BaseModel] | None = None,
+            ok_description: str | None = None) -> dict[int | str, dict[str, Any]]:
     """`responses=` of a route: its success body (`model` at status `ok`) and, per status, the error envelope
     with one example per code the route raises. Statuses come from `api.errors.ERROR_STATUS`."""
     out: dict[int | str, dict[str, Any]] = {}
     if model is not None:
         out[ok] = {"model": model, "description": ok_description or "Successful Response"}
-        if ok_example is not None:
-            out[ok]["content"] = {"application/json": {"example": ok_example}}
     by_status: dict[int, list[str]] = {}
     for code in dict.fromkeys(codes):
         by_status.setdefault(status_of(code), []).append(code)
