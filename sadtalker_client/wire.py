@@ -127,7 +127,7 @@ class JobInputs:
 
 
 def headers_for(api_key: str | None) -> dict[str, str]:
-    headers = {"User-Agent": "sadtalker-client/0.1"}
+    headers = {"User-Agent": "sadtalker-client/0.2"}
     if api_key:
         headers["X-API-Key"] = api_key
     return headers
