@@ -211,6 +211,8 @@ class Ready(BaseModel):
     workers: list[dict[str, Any]] = Field(description="one entry per worker: device, state")
     queue_depth: int
     storage: StorageState
+    models: dict[str, Any] | None = Field(None, description="which model files were found where (checkpoint folder, "
+                                                            "face weights, detector, enhancer), when reported")
 
 
 def error_example(code: str) -> dict[str, Any]:
