@@ -119,6 +119,7 @@ async def _drive_every_route(client: httpx.AsyncClient, contract: Contract, face
     job_path = f"/v1/jobs/{job['id']}"
     async with client.stream("GET", job_path + "/events") as stream:
         events = [line[5:] async for line in stream.aiter_lines() if line.startswith("data:")]
+    assert events, "the event stream sent nothing"
     for data in events:  # each event's data is a job
         contract.validate({"$ref": "#/components/schemas/Job"}, json.loads(data))
     for path in (job_path, job_path + "/video", job_path + "/poster", job_path + "/deliveries",
