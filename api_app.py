@@ -6,6 +6,7 @@ and the job manager together, and is the only place that turns domain errors int
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
@@ -21,12 +22,16 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 import urlguard
 from api import deliveries, events, health, jobs_routes, legacy, preflight, web
+from api.contract import install_openapi
 from api.deps import Services
-from api.errors import ApiError, error_body
+from api.docs_ui import install_docs
+from api.errors import ERROR_STATUS, HTTP_CODES, ApiError, error_body
 from api.health import StorageCheck
 from api.inputs import InputLimits, InputReader
+from api.links import LinkSigner, load_or_create_secret
 from api.logs import configure_logging
 from api.metrics import Metrics
+from api.poster import PosterError, make_poster
 from api.renderer import GpuUnusable, pipeline_renderer_factory, refuse_unusable_gpu, resolve_devices
 from api.video_urls import VideoUrls
 from jobs import Job, JobManager, JobStore, ManagerConfig, RendererFactory, WorkerPool
@@ -35,20 +40,6 @@ from jobs.manager import ManagerHooks
 from settings import Settings
 
 log = logging.getLogger("api_app")
-
-# Every error code of ours -> HTTP status. Codes not listed (a renderer's own) answer 500.
-ERROR_STATUS = {
-    "unauthorized": 401, "not_found": 404, "method_not_allowed": 405,
-    "validation_error": 422, "unknown_field": 422, "invalid_image": 422, "invalid_audio": 422,
-    "invalid_video": 422, "audio_too_long": 422, "no_face_detected": 422, "url_not_allowed": 422,
-    "fetch_failed": 422, "payload_too_large": 413, "unsupported_media_type": 415,
-    "idempotency_conflict": 409, "job_not_finished": 409, "job_not_retryable": 409, "canceled": 409,
-    "queue_full": 429,
-    "models_unavailable": 503, "not_ready": 503, "shutting_down": 503, "interrupted": 503,
-    "timeout": 504, "storage_error": 502,
-}
-HTTP_CODES = {401: "unauthorized", 404: "not_found", 405: "method_not_allowed", 413: "payload_too_large",
-              415: "unsupported_media_type", 422: "validation_error"}
 
 
 def create_app(settings: Settings | None = None, *, renderer_factory: RendererFactory | None = None) -> FastAPI:
@@ -67,8 +58,11 @@ def create_app(settings: Settings | None = None, *, renderer_factory: RendererFa
         version="1.0.0",
         description="A portrait photo and a speech recording in; a lip-synced, head-moving MP4 out.",
         lifespan=lifespan,
+        docs_url=None, redoc_url=None,  # served with local assets by api.docs_ui
     )
     install_error_handlers(app)
+    install_openapi(app)
+    install_docs(app)
     for router in (health.router, jobs_routes.router, legacy.router):
         app.include_router(router)
     app.include_router(events.router)
@@ -103,7 +97,8 @@ async def build_services(settings: Settings, renderer_factory: RendererFactory |
         enhancer=settings.sadtalker_enhancer, face_dirs=settings.face_weight_dirs)
     pool = WorkerPool(factory, resolve_devices(settings.sadtalker_device, settings.sadtalker_workers))
     metrics = Metrics()
-    urls = VideoUrls(storage, settings.storage_url_expiry_s)
+    signer = LinkSigner(load_or_create_secret(settings.sadtalker_link_secret, output_dir), settings.sadtalker_link_ttl_s)
+    urls = VideoUrls(storage, settings.storage_url_expiry_s, signer)
     manager = JobManager(store, pool, manager_config(settings), ManagerHooks())
     manager.hooks = job_hooks(manager, settings, storage, webhooks, metrics, urls)
     await manager.start()
@@ -148,19 +143,36 @@ async def build_webhooks(settings: Settings) -> Any:
 def job_hooks(manager: JobManager, settings: Settings, storage: Any, webhooks: Any, metrics: Metrics,
               urls: VideoUrls) -> ManagerHooks:
     """The callables the job manager is handed: publish to storage, forget deleted jobs, emit events."""
-    from storage import put_file_retrying_async
+    from storage import StorageError, put_file_retrying_async
 
     async def publish(job: Job, video: Path) -> dict[str, Any]:
-        """Stored and its size checked, retried with backoff (SADTALKER_UPLOAD_RETRY_DELAYS_S)."""
-        stored = await put_file_retrying_async(storage, video, f"{job.id}.mp4", "video/mp4",
-                                               delays_s=settings.upload_retry_delays)
-        return {"key": stored.key, "url": stored.url, "storage": storage.name, "bytes": stored.size}
+        """Stored and its size checked, retried with backoff (SADTALKER_UPLOAD_RETRY_DELAYS_S); then its poster
+        (middle frame) beside it (a video without one still succeeds, with a warning)."""
+        image = video.with_name(f"{job.id}.poster.jpg")
+        try:
+            stored = await put_file_retrying_async(storage, video, f"{job.id}.mp4", "video/mp4",
+                                                   delays_s=settings.upload_retry_delays)
+            poster = await publish_poster(job, video, image)
+        finally:
+            image.unlink(missing_ok=True)
+        return {"key": stored.key, "url": stored.url, "storage": storage.name, "bytes": stored.size, **poster}
+
+    async def publish_poster(job: Job, video: Path, image: Path) -> dict[str, Any]:
+        try:
+            await asyncio.to_thread(make_poster, imageio_ffmpeg.get_ffmpeg_exe(), video, image)
+            stored = await put_file_retrying_async(storage, image, f"{job.id}.jpg", "image/jpeg",
+                                                   delays_s=settings.upload_retry_delays)
+        except (PosterError, StorageError) as e:
+            log.warning("job %s: no poster: %s", job.id, e, extra={"job_id": job.id})
+            return {}
+        return {"poster_key": stored.key, "poster_url": stored.url}
 
     def discard(job: Job) -> None:
         if webhooks is not None:
             webhooks.drop_job(job.id)
-        if job.result and job.result.get("key"):
-            storage.delete(job.result["key"])
+        for field in ("key", "poster_key"):
+            if job.result and job.result.get(field):
+                storage.delete(job.result[field])
 
     async def on_event(event: str, job: Job) -> None:
         if webhooks is not None and job.webhook_url and event in job.webhook_events:
@@ -168,7 +180,7 @@ def job_hooks(manager: JobManager, settings: Settings, storage: Any, webhooks: A
             await webhooks.enqueue(job.id, job.webhook_url, event, {**manager.job_json(job), "type": event})
 
     return ManagerHooks(publish=publish, discard=discard, on_event=on_event, on_stage=metrics.stage_done,
-                        on_finish=metrics.job_finished, video_url=urls.current)
+                        on_finish=metrics.job_finished, video_url=urls.current, poster_url=urls.poster)
 
 
 def _error_response(code: str, message: str, headers: dict[str, str] | None = None) -> JSONResponse:

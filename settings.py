@@ -82,6 +82,9 @@ class Settings(BaseSettings):
     storage_provider: str = ""
     storage_url_expiry_s: int = Field(7 * 24 * 3600, gt=0)
     sadtalker_upload_retry_delays_s: str = "1,4,15"  # waits between upload tries; empty: one try
+    # signed links to local videos and posters (no X-API-Key needed); empty: made once under the output dir
+    sadtalker_link_secret: str = Field("", repr=False)
+    sadtalker_link_ttl_s: int = Field(24 * 3600, gt=0)
     s3_multipart_threshold_bytes: int | None = Field(None, gt=0)
     s3_bucket: str = ""
     s3_region: str = ""
@@ -116,6 +119,13 @@ class Settings(BaseSettings):
         if provider not in STORAGE_PROVIDERS:
             raise ValueError(f"STORAGE_PROVIDER must be unset, 'local', 's3' or 'supabase', got {value!r}")
         return provider
+
+    @field_validator("sadtalker_link_secret")
+    @classmethod
+    def _link_secret(cls, value: str) -> str:
+        if value and len(value) < 16:
+            raise ValueError("SADTALKER_LINK_SECRET must be at least 16 characters (or unset: one is generated)")
+        return value
 
     @field_validator("sadtalker_device")
     @classmethod

@@ -8,7 +8,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
-from fastapi import Depends, Header, Request
+from fastapi import Depends, Request, Security
+from fastapi.security import APIKeyHeader
 
 from jobs import Job, JobManager, WorkerPool
 from settings import Settings
@@ -48,11 +49,12 @@ class Services:
         base = self.base_url(request)
         return [self.manager.job_json(job, base) for job in jobs]
 
-    def video_path(self, job: Job) -> Path | None:
-        """The local file of a succeeded job's video, or None when it lives elsewhere."""
-        if not job.result:
+    def video_path(self, job: Job, field: str = "key") -> Path | None:
+        """The local file of a succeeded job's video (or, with `field="poster_key"`, its poster), or None when
+        it lives elsewhere."""
+        if not job.result or not job.result.get(field):
             return None
-        key = job.result.get("key", "")
+        key = job.result[field]
         if self.storage is None:
             return Path(key)
         return self.storage.local_path(key)
@@ -78,6 +80,12 @@ def authenticate(keys: list[str], presented: str | None) -> str:
     return owner_id(matched)
 
 
+# The security scheme of every /v1 route (the Authorize button in /docs); checked by `authenticate`.
+api_key_header = APIKeyHeader(name="X-API-Key", auto_error=False, scheme_name="ApiKey",
+                              description="one of the service's API_KEYS; a key sees only its own jobs")
+ApiKey = Annotated[str | None, Security(api_key_header)]
+
+
 def get_services(request: Request) -> Services:
     return request.app.state.services
 
@@ -85,7 +93,7 @@ def get_services(request: Request) -> Services:
 ServicesDep = Annotated[Services, Depends(get_services)]
 
 
-def require_owner(services: ServicesDep, x_api_key: Annotated[str | None, Header()] = None) -> str:
+def require_owner(services: ServicesDep, x_api_key: ApiKey) -> str:
     return authenticate(services.settings.keys, x_api_key)
 
 

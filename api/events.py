@@ -25,6 +25,7 @@ from fastapi.responses import StreamingResponse
 from jobs import JobManager
 from jobs.errors import JobNotFound
 
+from .contract import AUTH_CODES, answers
 from .deps import Owner, ServicesDep
 
 HEARTBEAT_S = 15.0  # well under common proxy idle timeouts (60 s)
@@ -99,7 +100,7 @@ async def job_events(manager: JobManager, job_id: str, owner: str | None, last_e
 @router.get(
     "/jobs/{job_id}/events",
     response_class=StreamingResponse,
-    responses={200: {"content": {"text/event-stream": {}},
+    responses={**answers(*AUTH_CODES, "not_found"), 200: {"content": {"text/event-stream": {"schema": {"type": "string"}}},
                      "description": "Server-Sent Events: job.queued, job.progress, then one of job.succeeded, "
                                     "job.failed, job.canceled; each `data` is the job JSON."}},
 )

@@ -12,6 +12,7 @@ from fastapi.responses import JSONResponse, Response
 
 import model_paths
 
+from .contract import Health, Ready, answers
 from .deps import ServicesDep
 from .errors import error_body
 
@@ -71,13 +72,13 @@ def log_models(report: dict[str, Any], logger: logging.Logger) -> None:
         logger.warning("enhancer: %s", report["enhancer_problem"])
 
 
-@router.get("/healthz")
+@router.get("/healthz", response_model=None, responses=answers(model=Health))
 async def healthz() -> dict[str, str]:
     """The process is up and its event loop answers."""
     return {"status": "ok"}
 
 
-@router.get("/readyz")
+@router.get("/readyz", response_model=None, responses=answers("not_ready", model=Ready))
 async def readyz(services: ServicesDep) -> JSONResponse:
     """200 once models are loaded and warmed and the workers run; 503 with the reason otherwise.
 
@@ -106,7 +107,8 @@ async def readyz(services: ServicesDep) -> JSONResponse:
     return JSONResponse({"status": "ready", "pool": pool["state"], **detail})
 
 
-@router.get("/metrics")
+@router.get("/metrics", response_model=None,
+            responses={200: {"description": "Prometheus text format", "content": {"text/plain": {"schema": {"type": "string"}}}}})
 async def metrics(services: ServicesDep) -> Response:
     """Prometheus text format."""
     return Response(services.metrics.render(), media_type=services.metrics.content_type)

@@ -90,11 +90,16 @@ class JobRequest(JobOptions):
 def request_body_doc() -> dict[str, Any]:
     """OpenAPI for the hand-read body of POST /v1/jobs, /v1/preflight and the legacy endpoint: the JSON model,
     or the same fields as a form with file parts."""
-    schema = JobRequest.model_json_schema()
+    schema = {**JobRequest.model_json_schema(), "required": ["image_url", "audio_url"]}
     files = {name: {"type": "string", "format": "binary"} for name in MEDIA_FIELDS}
-    form = {**schema, "properties": {**schema["properties"], **files}}
+    # each medium as a file part or a URL field
+    either = [{"anyOf": [{"required": [name]}, {"required": [f"{name}_url"]}]} for name in ("image", "audio")]
+    form = {**schema, "properties": {**schema["properties"], **files}, "required": [], "allOf": either}
+    json_example = {"image_url": "https://example.com/face.png", "audio_url": "https://example.com/speech.mp3",
+                    "preprocess": "crop", "still": True, "size": 256, "metadata": {"user": 42}}
     return {"requestBody": {"required": True, "content": {
-        "multipart/form-data": {"schema": form}, "application/json": {"schema": schema}}}}
+        "multipart/form-data": {"schema": form},
+        "application/json": {"schema": schema, "example": json_example}}}}
 
 
 @dataclass(frozen=True)

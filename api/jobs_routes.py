@@ -6,10 +6,13 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import FileResponse, JSONResponse, RedirectResponse, Response
+from starlette.responses import MalformedRangeHeader, RangeNotSatisfiable
 
-from jobs import JobStatus
+from jobs import Job, JobStatus
 
-from .deps import Owner, ServicesDep
+from .contract import AUTH_CODES, SUBMIT_CODES, JobList, answers
+from .contract import Job as JobModel
+from .deps import ApiKey, Owner, Services, ServicesDep, authenticate
 from .errors import ApiError
 from .inputs import request_body_doc
 from .submission import submit_job
@@ -17,7 +20,9 @@ from .submission import submit_job
 router = APIRouter(prefix="/v1", tags=["jobs"])
 
 
-@router.post("/jobs", status_code=202, openapi_extra=request_body_doc())
+@router.post("/jobs", status_code=202, openapi_extra=request_body_doc(), response_model=None,
+             responses=answers(*SUBMIT_CODES, ok=202, model=JobModel,
+                               ok_description="the job, queued (or the earlier job of a replayed Idempotency-Key)"))
 async def create_job(
     request: Request, services: ServicesDep, owner: Owner,
     idempotency_key: Annotated[str | None, Header()] = None,
@@ -31,7 +36,8 @@ async def create_job(
     return JSONResponse(body, status_code=202, headers=headers)
 
 
-@router.get("/jobs")
+@router.get("/jobs", response_model=None,
+            responses=answers(*AUTH_CODES, "validation_error", "not_found", model=JobList))
 async def list_jobs(
     request: Request, services: ServicesDep, owner: Owner,
     status: JobStatus | None = None,
@@ -49,14 +55,15 @@ async def list_jobs(
     }
 
 
-@router.get("/jobs/{job_id}")
+@router.get("/jobs/{job_id}", response_model=None, responses=answers(*AUTH_CODES, "not_found", model=JobModel))
 async def get_job(job_id: str, request: Request, services: ServicesDep, owner: Owner) -> dict[str, Any]:
     job = services.manager.get(job_id, owner)
     [body] = await services.job_json(request, job)
     return body
 
 
-@router.post("/jobs/{job_id}/cancel", status_code=202)
+@router.post("/jobs/{job_id}/cancel", status_code=202, response_model=None,
+             responses=answers(*AUTH_CODES, "not_found", ok=202, model=JobModel))
 async def cancel_job(job_id: str, request: Request, services: ServicesDep, owner: Owner) -> dict[str, Any]:
     """A queued job is canceled at once; a running one stops at its next batch boundary (status follows)."""
     job = await services.manager.cancel(job_id, owner)
@@ -64,7 +71,8 @@ async def cancel_job(job_id: str, request: Request, services: ServicesDep, owner
     return body
 
 
-@router.post("/jobs/{job_id}/retry-upload", status_code=202)
+@router.post("/jobs/{job_id}/retry-upload", status_code=202, response_model=None,
+             responses=answers(*AUTH_CODES, "not_found", "job_not_retryable", "shutting_down", ok=202, model=JobModel))
 async def retry_upload(job_id: str, request: Request, services: ServicesDep, owner: Owner) -> dict[str, Any]:
     """Stores the video of a job that failed with `storage_error` again (it was kept on disk): the job runs
     at stage `upload` and ends `succeeded` or `failed` (webhook sent). `409 job_not_retryable` otherwise."""
@@ -73,7 +81,7 @@ async def retry_upload(job_id: str, request: Request, services: ServicesDep, own
     return body
 
 
-@router.delete("/jobs/{job_id}", status_code=204)
+@router.delete("/jobs/{job_id}", status_code=204, response_model=None, responses=answers(*AUTH_CODES, "not_found"))
 async def delete_job(job_id: str, services: ServicesDep, owner: Owner) -> Response:
     """Cancels the job if needed and deletes its record, inputs and video."""
     await services.manager.delete(job_id, owner)
@@ -82,16 +90,76 @@ async def delete_job(job_id: str, services: ServicesDep, owner: Owner) -> Respon
     return Response(status_code=204)
 
 
-@router.get("/jobs/{job_id}/video", response_class=FileResponse)
-async def get_video(job_id: str, request: Request, services: ServicesDep, owner: Owner) -> Response:
-    """The MP4 (HTTP Range supported); a video kept in cloud storage answers with a redirect to it."""
-    job = services.manager.get(job_id, owner)
+MEDIA = {"video": ("key", "url", "video/mp4", "mp4"), "poster": ("poster_key", "poster_url", "image/jpeg", "jpg")}
+SIGNED_QUERY = "`exp` and `sig` come from `result.video_url` / `result.poster_url` (a signed link: no X-API-Key)"
+MEDIA_CODES = ("unauthorized", "forbidden", "not_found", "job_not_finished", "invalid_range", "range_not_satisfiable")
+KEY_OR_LINK = {"security": [{}]}  # appended to the API key: the key, or no key with a signed link
+
+
+def media_doc(kind: str, media_type: str) -> dict[str | int, dict[str, Any]]:
+    return {**answers(*MEDIA_CODES), 200: {"content": {media_type: {}}, "description": f"the {kind}"},
+            206: {"content": {media_type: {}}, "description": "the requested Range of it"},
+            307: {"description": "kept in cloud storage: redirect to a fresh URL of it"}}
+
+
+def linked_job(services: Services, job_id: str, kind: str, key: str | None, exp: str | None,
+               sig: str | None) -> Job:
+    """The job whose media is asked for: by a signed link (`exp`, `sig`), else by the caller's API key."""
+    if exp is None and sig is None:
+        return services.manager.get(job_id, authenticate(services.settings.keys, key))
+    if not services.urls.signer.verify(f"/v1/jobs/{job_id}/{kind}", exp, sig):
+        raise ApiError("forbidden", "the link is invalid or has expired; read the job again for a fresh link")
+    return services.manager.get(job_id)
+
+
+def check_range(request: Request, size: int) -> None:
+    """A Range the file cannot serve answers the error envelope (Starlette's own answer is plain text). It is
+    read with FileResponse's own parser, so what passes here is what it serves; with If-Range it may ignore
+    the Range, so it decides."""
+    http_range = request.headers.get("range")
+    if not http_range or "if-range" in request.headers:
+        return
+    try:
+        FileResponse._parse_range_header(http_range, size)
+    except MalformedRangeHeader as e:
+        raise ApiError("invalid_range", f"Range {http_range!r}: {e.content}") from e
+    except RangeNotSatisfiable as e:
+        raise ApiError("range_not_satisfiable", f"Range {http_range!r} starts after the end of the {size}-byte file",
+                       headers={"Content-Range": f"bytes */{size}"}) from e
+
+
+async def serve_media(kind: str, job_id: str, request: Request, services: Services, key: str | None,
+                      exp: str | None, sig: str | None) -> Response:
+    job = linked_job(services, job_id, kind, key, exp, sig)
     if job.status is not JobStatus.SUCCEEDED or job.result is None:
-        raise ApiError("job_not_finished", f"job {job_id} is {job.status.value}; it has no video")
-    path = services.video_path(job)
+        raise ApiError("job_not_finished", f"job {job_id} is {job.status.value}; it has no {kind}")
+    key_field, url_field, media_type, ext = MEDIA[kind]
+    path = services.video_path(job, key_field)
     if path is not None and path.is_file():
-        return FileResponse(path, media_type="video/mp4", filename=f"{job_id}.mp4", content_disposition_type="inline")
-    [body] = await services.job_json(request, job)
-    if body["result"]["video_url"] != body["links"]["video"]:  # kept in cloud storage: a fresh URL
-        return RedirectResponse(body["result"]["video_url"], status_code=307)
-    raise ApiError("not_found", f"the video of job {job_id} is no longer stored")
+        check_range(request, path.stat().st_size)
+        return FileResponse(path, media_type=media_type, filename=f"{job_id}.{ext}", content_disposition_type="inline")
+    if not services.urls.local and job.result.get(key_field):  # kept in cloud storage: a fresh URL
+        await services.urls.refresh(job)
+        url = (services.urls.current(job) if kind == "video" else services.urls.poster(job)) or job.result.get(url_field)
+        if url:
+            return RedirectResponse(url, status_code=307)
+    raise ApiError("not_found", f"the {kind} of job {job_id} is no longer stored")
+
+
+@router.get("/jobs/{job_id}/video", response_class=FileResponse, responses=media_doc("MP4", "video/mp4"),
+            openapi_extra=KEY_OR_LINK)
+async def get_video(job_id: str, request: Request, services: ServicesDep, key: ApiKey,
+                    exp: Annotated[str | None, Query(description=SIGNED_QUERY)] = None,
+                    sig: Annotated[str | None, Query(description=SIGNED_QUERY)] = None) -> Response:
+    """The MP4 (HTTP Range supported); a video kept in cloud storage answers with a redirect to it. With the
+    API key, or without one through the signed `result.video_url` (`403 forbidden` once it expired)."""
+    return await serve_media("video", job_id, request, services, key, exp, sig)
+
+
+@router.get("/jobs/{job_id}/poster", response_class=FileResponse, responses=media_doc("poster JPEG", "image/jpeg"),
+            openapi_extra=KEY_OR_LINK)
+async def get_poster(job_id: str, request: Request, services: ServicesDep, key: ApiKey,
+                     exp: Annotated[str | None, Query(description=SIGNED_QUERY)] = None,
+                     sig: Annotated[str | None, Query(description=SIGNED_QUERY)] = None) -> Response:
+    """The poster (the video's middle frame, JPEG), like the video: API key or the signed `result.poster_url`."""
+    return await serve_media("poster", job_id, request, services, key, exp, sig)

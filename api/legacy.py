@@ -10,6 +10,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Request
 
+from .contract import JOB_FAILURE_CODES, SUBMIT_CODES, LegacyJob, answers
 from .deps import Owner, ServicesDep
 from .errors import ApiError
 from .inputs import request_body_doc
@@ -18,7 +19,8 @@ from .submission import submit_job
 router = APIRouter(tags=["legacy"])
 
 
-@router.post("/generate_talking_video", openapi_extra=request_body_doc())
+@router.post("/generate_talking_video", openapi_extra=request_body_doc(), response_model=None,
+             responses=answers(*SUBMIT_CODES, *JOB_FAILURE_CODES, model=LegacyJob))
 async def generate_talking_video(
     request: Request, services: ServicesDep, owner: Owner,
     idempotency_key: Annotated[str | None, Header()] = None,

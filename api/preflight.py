@@ -19,6 +19,7 @@ from fastapi import APIRouter, Request
 from PIL import Image
 from pydantic import BaseModel, Field
 
+from .contract import AUTH_CODES, answers
 from .deps import Owner, Services, ServicesDep
 from .errors import ApiError
 from .inputs import MediaReport, ParsedRequest, request_body_doc
@@ -162,7 +163,9 @@ async def diagnose(services: Services, parsed: ParsedRequest, first: ApiError) -
     return {"object": "preflight", "ok": False, **answer, "errors": unique, "warnings": []}
 
 
-@router.post("/preflight", response_model=PreflightAnswer, openapi_extra=request_body_doc())
+@router.post("/preflight", response_model=None, openapi_extra=request_body_doc(),
+             responses=answers(*AUTH_CODES, "validation_error", "unknown_field", "payload_too_large",
+                               "unsupported_media_type", model=PreflightAnswer))
 async def preflight(request: Request, services: ServicesDep, _owner: Owner) -> dict[str, Any]:
     """Checks a job's inputs (same body as `POST /v1/jobs`) without queueing: the face found (box, score,
     a small crop preview), the image and audio (duration, sample rate), and every problem with its error code

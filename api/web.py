@@ -12,10 +12,10 @@ from .errors import ApiError
 
 WEB_DIR = Path(__file__).resolve().parent.parent / "web"
 ASSETS = {"app.js": "text/javascript", "api.js": "text/javascript", "style.css": "text/css"}  # everything the page loads
-# Only our own origin, plus data:/blob: for previews and the downloaded video; media may also come from
-# object storage (S3/Supabase URLs) when videos are kept there.
+# Only our own origin, plus data:/blob: for previews and the downloaded video; media and the video's poster
+# image may also come from object storage (S3/Supabase URLs) when videos are kept there.
 CONTENT_SECURITY_POLICY = (
-    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob: https: http:; "
     "media-src 'self' blob: https: http:; connect-src 'self'; object-src 'none'; base-uri 'none'; "
     "frame-ancestors 'none'"
 )

@@ -17,7 +17,7 @@ import logging
 import signal
 import tempfile
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import urljoin, urlsplit
 
 import httpx
 from bullmq import Job, UnrecoverableError, Worker
@@ -231,6 +231,7 @@ class Dispatcher:
             "durationS": result.get("duration_s"), "frames": result.get("frames"),
             "width": result.get("width"), "height": result.get("height"), "bytes": result.get("bytes"),
             "storage": result.get("storage"), "faceDetector": result.get("face_detector"),
+            "posterUrl": urljoin(ep.url + "/", result["poster_url"]) if result.get("poster_url") else None,
         }
 
 

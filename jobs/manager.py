@@ -65,6 +65,7 @@ class ManagerHooks:
     on_stage: StageFn | None = None
     on_finish: FinishFn | None = None
     video_url: VideoUrlFn | None = None
+    poster_url: VideoUrlFn | None = None
 
 
 @dataclass
@@ -247,10 +248,12 @@ class JobManager:
         return len(self._queue)
 
     def job_json(self, job: Job, base_url: str | None = None) -> dict[str, Any]:
-        video_url = None
+        video_url = poster_url = None
         if job.result is not None:
             video_url = (self.hooks.video_url(job) if self.hooks.video_url else None) or job.result.get("url")
-        return job.to_json(self.config.public_base_url or base_url, self.queue_position(job.id), video_url)
+            poster_url = self.hooks.poster_url(job) if self.hooks.poster_url else None
+        return job.to_json(self.config.public_base_url or base_url, self.queue_position(job.id), video_url,
+                           poster_url)
 
     # --- retry-upload
     def can_retry_upload(self, job: Job) -> bool:

@@ -74,10 +74,11 @@ class Job:
         self.updated_at = time.time()
 
     def to_json(self, base_url: str | None = None, queue_position: int | None = None,
-                video_url: str | None = None) -> dict[str, Any]:
-        """The public form; `base_url` makes links and the local video URL absolute; `video_url` (a fresh
-        presigned URL) replaces the one stored at upload time."""
+                video_url: str | None = None, poster_url: str | None = None) -> dict[str, Any]:
+        """The public form; `base_url` makes links and the local video URL absolute; `video_url` and
+        `poster_url` (fresh presigned URLs, or signed paths made absolute here) replace the stored ones."""
         base = (base_url or self.origin or "").rstrip("/")
+        video_url, poster_url = (base + url if url and url.startswith("/") else url for url in (video_url, poster_url))
         path = f"/v1/jobs/{self.id}"
         return {
             "id": self.id,
@@ -92,7 +93,7 @@ class Job:
             "options": dict(self.options),
             "metadata": self.metadata,
             "webhook_url": self.webhook_url,
-            "result": self._result_json(video_url or base + path + "/video"),
+            "result": self._result_json(video_url or base + path + "/video", poster_url),
             "error": self.error,
             "links": {
                 "self": base + path,
@@ -102,10 +103,10 @@ class Job:
             },
         }
 
-    def _result_json(self, video_url: str) -> dict[str, Any] | None:
+    def _result_json(self, video_url: str, poster_url: str | None = None) -> dict[str, Any] | None:
         """Only a succeeded job has a result (a render waiting for its upload has none yet)."""
         if self.result is None or self.status is not JobStatus.SUCCEEDED:
             return None
-        out: dict[str, Any] = {"video_url": video_url}
+        out: dict[str, Any] = {"video_url": video_url, "poster_url": poster_url or self.result.get("poster_url")}
         out.update({name: self.result.get(name) for name in RESULT_FIELDS if name in self.result})
         return out

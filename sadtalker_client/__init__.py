@@ -4,8 +4,8 @@
 from .aio import AsyncClient
 from .client import Client
 from .errors import ApiError, ClientError, ConnectionFailed, JobFailed, WaitTimeout
-from .models import Job, JobError, JobEvent, Preflight, Problem, Progress, Result
-from .wire import DEFAULT_URL, JobInputs
+from .models import Job, JobError, JobEvent, Preflight, Problem, Progress, Result, RunResult
+from .wire import DEFAULT_URL, JobInputs, RetryPolicy
 
 __all__ = [
     "DEFAULT_URL",
@@ -23,5 +23,7 @@ __all__ = [
     "Problem",
     "Progress",
     "Result",
+    "RetryPolicy",
+    "RunResult",
     "WaitTimeout",
 ]

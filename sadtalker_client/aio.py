@@ -10,18 +10,20 @@ from typing import Any
 
 import httpx
 
-from .errors import ApiError, ConnectionFailed, WaitTimeout
-from .models import Job, JobEvent, Preflight
+from .errors import ApiError, ConnectionFailed, JobFailed, WaitTimeout
+from .models import Job, JobEvent, Preflight, RunResult
 from .sse import SSEDecoder
 from .wire import (
     DEFAULT_URL,
     SSE_READ_TIMEOUT_S,
     STREAM_ENDED_MESSAGE,
     JobInputs,
+    RetryPolicy,
     check,
     headers_for,
     job_event,
     job_list,
+    new_idempotency_key,
     reconnect_delay_s,
     translated_transport_errors,
 )
@@ -31,8 +33,9 @@ class AsyncClient:
     """Talks to one service with one API key; `async with AsyncClient(url, key) as api: ...`."""
 
     def __init__(self, base_url: str = DEFAULT_URL, api_key: str | None = None, *, timeout_s: float = 60.0,
-                 transport: httpx.AsyncBaseTransport | None = None) -> None:
+                 transport: httpx.AsyncBaseTransport | None = None, retry: RetryPolicy | None = None) -> None:
         self.base_url = base_url.rstrip("/")
+        self.retry = retry or RetryPolicy()
         self._http = httpx.AsyncClient(base_url=self.base_url, headers=headers_for(api_key), timeout=timeout_s,
                                        transport=transport, follow_redirects=False)
 
@@ -45,28 +48,32 @@ class AsyncClient:
     async def aclose(self) -> None:
         await self._http.aclose()
 
-    async def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
-        with translated_transport_errors(self.base_url):
-            return check(await self._http.request(method, path, **kwargs))
+    async def _request(self, method: str, path: str, *, inputs: JobInputs | None = None,
+                       **kwargs: Any) -> httpx.Response:
+        """See `Client._request`: 429/503 retried as `self.retry` says."""
+        payload = _read_files(inputs) if inputs is not None else None
+        attempt = 0
+        while True:
+            attempt += 1
+            with translated_transport_errors(self.base_url):
+                response = await self._http.request(method, path, files=payload or None, **kwargs)
+            delay = self.retry.delay_s(response, attempt)
+            if delay is None:
+                return check(response)
+            await asyncio.sleep(delay)
 
     async def submit(self, image: str | Path | None = None, audio: str | Path | None = None, *,
                      idempotency_key: str | None = None, **options: Any) -> Job:
         """See `Client.submit`."""
         inputs = JobInputs(image=image, audio=audio, **options)
-        headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
-        with inputs.open_files() as files:
-            # httpx's async multipart wants bytes, not sync file handles
-            payload = {name: (filename, handle.read()) for name, (filename, handle) in files.items()}
-        response = await self._request("POST", "/v1/jobs", data=inputs.form_fields(), files=payload,
-                                       headers=headers)
+        headers = {"Idempotency-Key": idempotency_key or new_idempotency_key()}  # retries never make two jobs
+        response = await self._request("POST", "/v1/jobs", inputs=inputs, data=inputs.form_fields(), headers=headers)
         return Job.from_dict(response.json())
 
     async def preflight(self, image: str | Path | None = None, audio: str | Path | None = None,
                         **options: Any) -> Preflight:
         inputs = JobInputs(image=image, audio=audio, **options)
-        with inputs.open_files() as files:
-            payload = {name: (filename, handle.read()) for name, (filename, handle) in files.items()}
-        response = await self._request("POST", "/v1/preflight", data=inputs.form_fields(), files=payload)
+        response = await self._request("POST", "/v1/preflight", inputs=inputs, data=inputs.form_fields())
         return Preflight.from_dict(response.json())
 
     async def get(self, job_id: str) -> Job:
@@ -135,6 +142,16 @@ class AsyncClient:
                     if sse is not None:
                         yield job_event(sse)
 
+    async def run(self, image: str | Path | None = None, audio: str | Path | None = None,
+                  out: str | Path | None = None, *, on_progress: Callable[[Job], None] | None = None,
+                  timeout_s: float | None = None, idempotency_key: str | None = None, **options: Any) -> RunResult:
+        """See `Client.run`."""
+        job = await self.submit(image, audio, idempotency_key=idempotency_key, **options)
+        job = await self.wait(job.id, on_progress=on_progress, timeout_s=timeout_s)
+        if job.status != "succeeded":
+            raise JobFailed(job)
+        return RunResult(job, await self.download(job.id, out))
+
     async def download(self, job_id: str, dest: str | Path | None = None) -> Path:
         """See `Client.download`."""
         path = Path(dest) if dest is not None else Path(f"{job_id}.mp4")
@@ -164,3 +181,9 @@ async def _save(response: httpx.Response, path: Path) -> None:
     with path.open("wb") as out:
         async for chunk in response.aiter_bytes(1 << 16):
             out.write(chunk)
+
+
+def _read_files(inputs: JobInputs) -> dict[str, tuple[str, bytes]]:
+    """httpx's async multipart wants bytes, not sync file handles (read once, sent on every try)."""
+    with inputs.open_files() as files:
+        return {name: (filename, handle.read()) for name, (filename, handle) in files.items()}

@@ -1,4 +1,4 @@
-"""Command line of the client: `python -m sadtalker_client submit face.png speech.wav --wait`.
+"""Command line of the client: `sadtalker run face.png speech.wav` (installed) or `python -m sadtalker_client`.
 
 The service URL and key come from SADTALKER_API_URL (default http://127.0.0.1:8888) and SADTALKER_API_KEY.
 Exit codes: 0 done, 1 the job failed or was canceled, 2 bad usage or unreadable local file, 3 the service
@@ -26,7 +26,7 @@ PREPROCESS = ("crop", "extcrop", "resize", "full", "extfull")
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m sadtalker_client", description=__doc__.split("\n\n")[0],
+        prog=_prog(), description=__doc__.split("\n\n")[0],
         epilog="Environment: SADTALKER_API_URL, SADTALKER_API_KEY. " + __doc__.split("\n\n")[1].split("\n", 1)[1])
     parser.add_argument("--url", help=f"service URL (default: $SADTALKER_API_URL or {DEFAULT_URL})")
     parser.add_argument("--json", action="store_true", help="print the service's JSON instead of a summary")
@@ -34,7 +34,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     submit = commands.add_parser("submit", help="upload an image and an audio file as a new job")
     preflight = commands.add_parser("preflight", help="check the inputs (face, audio) without starting a job")
-    for sub in (submit, preflight):
+    run = commands.add_parser("run", help="submit, follow the progress and save the video (submit --wait --out .)")
+    for sub in (submit, preflight, run):
         sub.add_argument("image", help="portrait image file, or an http(s) URL the service fetches")
         sub.add_argument("audio", help="speech audio file (wav/mp3/m4a/...), or an http(s) URL")
         _add_options(sub)
@@ -46,6 +47,10 @@ def build_parser() -> argparse.ArgumentParser:
     submit.add_argument("--wait", action="store_true", help="follow the progress until the job ends")
     submit.add_argument("--out", help="with --wait: save the video here (file or directory)")
     submit.add_argument("--timeout", type=float, help="with --wait: give up waiting after this many seconds")
+
+    run.add_argument("--out", default=".", help="save the video here: file or directory (default: ./<job id>.mp4)")
+    run.add_argument("--timeout", type=float, help="give up waiting after this many seconds")
+    run.add_argument("--idempotency-key", help="resubmitting with the same key returns the same job")
 
     commands.add_parser("status", help="show a job").add_argument("job_id")
     wait = commands.add_parser("wait", help="follow a job until it ends")
@@ -61,6 +66,11 @@ def build_parser() -> argparse.ArgumentParser:
     for sub in commands.choices.values():  # --json also after the command
         sub.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
     return parser
+
+
+def _prog() -> str:
+    """`sadtalker` when run as the installed command, else the module form."""
+    return "sadtalker" if os.path.basename(sys.argv[0]) == "sadtalker" else "python -m sadtalker_client"
 
 
 def _add_options(sub: argparse.ArgumentParser) -> None:
@@ -88,6 +98,11 @@ def _inputs(args: argparse.Namespace) -> dict[str, Any]:
         if getattr(args, name, None) is not None:
             inputs[name] = getattr(args, name)
     return inputs
+
+
+def main_exit() -> None:
+    """The `sadtalker` console command."""
+    sys.exit(main())
 
 
 def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None,
@@ -120,9 +135,9 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
 
 
 def _run(api: Client, args: argparse.Namespace, out: TextIO) -> int:
-    if args.command == "submit":
+    if args.command in ("submit", "run"):
         job = api.submit(idempotency_key=args.idempotency_key, **_inputs(args))
-        if not args.wait:
+        if args.command == "submit" and not args.wait:
             _show_job(job, args.json, out)
             return EXIT_OK
         print(f"submitted {job.id}", file=sys.stderr)

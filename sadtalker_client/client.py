@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -9,18 +10,20 @@ from typing import Any
 
 import httpx
 
-from .errors import ApiError, ConnectionFailed, WaitTimeout
-from .models import Job, JobEvent, Preflight
+from .errors import ApiError, ConnectionFailed, JobFailed, WaitTimeout
+from .models import Job, JobEvent, Preflight, RunResult
 from .sse import SSEDecoder
 from .wire import (
     DEFAULT_URL,
     SSE_READ_TIMEOUT_S,
     STREAM_ENDED_MESSAGE,
     JobInputs,
+    RetryPolicy,
     check,
     headers_for,
     job_event,
     job_list,
+    new_idempotency_key,
     reconnect_delay_s,
     translated_transport_errors,
 )
@@ -39,8 +42,9 @@ class Client:
     """
 
     def __init__(self, base_url: str = DEFAULT_URL, api_key: str | None = None, *, timeout_s: float = 60.0,
-                 transport: httpx.BaseTransport | None = None) -> None:
+                 transport: httpx.BaseTransport | None = None, retry: RetryPolicy | None = None) -> None:
         self.base_url = base_url.rstrip("/")
+        self.retry = retry or RetryPolicy()
         self._http = httpx.Client(base_url=self.base_url, headers=headers_for(api_key), timeout=timeout_s,
                                   transport=transport, follow_redirects=False)
 
@@ -53,9 +57,18 @@ class Client:
     def close(self) -> None:
         self._http.close()
 
-    def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
-        with translated_transport_errors(self.base_url):
-            return check(self._http.request(method, path, **kwargs))
+    def _request(self, method: str, path: str, *, inputs: JobInputs | None = None, **kwargs: Any) -> httpx.Response:
+        """One call, retried on 429/503 as `self.retry` says; `inputs`' files are opened afresh for each try."""
+        attempt = 0
+        while True:
+            attempt += 1
+            with translated_transport_errors(self.base_url), \
+                    (inputs.open_files() if inputs is not None else contextlib.nullcontext({})) as files:
+                response = self._http.request(method, path, files=files or None, **kwargs)
+            delay = self.retry.delay_s(response, attempt)
+            if delay is None:
+                return check(response)
+            time.sleep(delay)
 
     def submit(self, image: str | Path | None = None, audio: str | Path | None = None, *,
                idempotency_key: str | None = None, **options: Any) -> Job:
@@ -63,17 +76,15 @@ class Client:
         the `JobInputs` fields (preprocess, still, enhancer, size, pose_style, expression_scale, batch_size,
         seed, webhook_url, metadata). Input problems (no face, bad audio) raise ApiError before queueing."""
         inputs = JobInputs(image=image, audio=audio, **options)
-        headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
-        with inputs.open_files() as files:
-            response = self._request("POST", "/v1/jobs", data=inputs.form_fields(), files=files, headers=headers)
+        headers = {"Idempotency-Key": idempotency_key or new_idempotency_key()}  # retries never make two jobs
+        response = self._request("POST", "/v1/jobs", inputs=inputs, data=inputs.form_fields(), headers=headers)
         return Job.from_dict(response.json())
 
     def preflight(self, image: str | Path | None = None, audio: str | Path | None = None,
                   **options: Any) -> Preflight:
         """Checks the inputs the way a job would (face found? audio readable?) without queueing anything."""
         inputs = JobInputs(image=image, audio=audio, **options)
-        with inputs.open_files() as files:
-            response = self._request("POST", "/v1/preflight", data=inputs.form_fields(), files=files)
+        response = self._request("POST", "/v1/preflight", inputs=inputs, data=inputs.form_fields())
         return Preflight.from_dict(response.json())
 
     def get(self, job_id: str) -> Job:
@@ -157,6 +168,17 @@ class Client:
                     yield job_event(sse)
                 elif line.startswith(":"):
                     yield None
+
+    def run(self, image: str | Path | None = None, audio: str | Path | None = None, out: str | Path | None = None,
+            *, on_progress: ProgressCallback | None = None, timeout_s: float | None = None,
+            idempotency_key: str | None = None, **options: Any) -> RunResult:
+        """Submits, follows and downloads: the finished job and the saved video (`out`, default `<job id>.mp4`).
+        Raises JobFailed when the job fails or is canceled, ApiError when the service refuses the inputs."""
+        job = self.submit(image, audio, idempotency_key=idempotency_key, **options)
+        job = self.wait(job.id, on_progress=on_progress, timeout_s=timeout_s)
+        if job.status != "succeeded":
+            raise JobFailed(job)
+        return RunResult(job, self.download(job.id, out))
 
     def download(self, job_id: str, dest: str | Path | None = None, *,
                  on_bytes: Callable[[int, int | None], None] | None = None) -> Path:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from .errors import JobFailed
@@ -55,7 +56,8 @@ class Progress:
 
 @dataclass(frozen=True)
 class Result:
-    """The finished video. `video_url` is absolute for S3/Supabase, or the API's own `/v1/jobs/{id}/video`."""
+    """The finished video. `video_url` (and `poster_url`, a JPEG of its middle frame) is a storage URL for
+    S3/Supabase, or the API's own link signed for a limited time: either loads without the API key."""
 
     video_url: str | None
     duration_s: float | None = None
@@ -65,6 +67,8 @@ class Result:
     bytes: int | None = None
     face_detector: str | None = None
     storage: str | None = None
+    poster_url: str | None = None
+    seed: int | None = None
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Result:
@@ -77,6 +81,8 @@ class Result:
             bytes=_opt_int(data.get("bytes")),
             face_detector=data.get("face_detector"),
             storage=data.get("storage"),
+            poster_url=data.get("poster_url"),
+            seed=_opt_int(data.get("seed")),
         )
 
 
@@ -138,6 +144,14 @@ class Job:
             links=dict(data.get("links") or {}),
             raw=data,
         )
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """What `Client.run()` gives back: the finished job and where its video was saved."""
+
+    job: Job
+    video: Path
 
 
 @dataclass(frozen=True)

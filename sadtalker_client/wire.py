@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import contextlib
+import email.utils
 import json
+import time
+import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +23,48 @@ SSE_READ_TIMEOUT_S = 60.0  # the server sends a heartbeat well within this; a si
 RECONNECT_DELAYS_S = (0.25, 0.5, 1.0, 2.0, 4.0)  # event stream reconnects before giving up
 STREAM_ENDED_MESSAGE = "the event stream keeps ending before the job does"
 FILE_FIELDS = ("image", "audio", "ref_eyeblink", "ref_pose")
+RETRY_STATUSES = (429, 503)  # queue full; shutting down, models loading: another try (or instance) may work
+DEFAULT_RETRIES = 4
+MAX_RETRY_WAIT_S = 60.0  # a longer Retry-After is cut to this
+BACKOFF_S = (1.0, 2.0, 4.0, 8.0, 16.0)  # without Retry-After
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How 429/503 answers are retried: at most `retries` more tries, each after the answer's Retry-After
+    (capped at `max_wait_s`), else after a growing backoff. Submissions carry an Idempotency-Key, so a retry
+    never makes a second job."""
+
+    retries: int = DEFAULT_RETRIES
+    max_wait_s: float = MAX_RETRY_WAIT_S
+
+    def delay_s(self, response: httpx.Response, attempt: int) -> float | None:
+        """Seconds to wait before try `attempt + 1` (`attempt` counts from 1), or None: do not retry."""
+        if response.status_code not in RETRY_STATUSES or attempt > self.retries:
+            return None
+        after = _retry_after_s(response.headers.get("retry-after"))
+        if after is None:
+            after = BACKOFF_S[min(attempt, len(BACKOFF_S)) - 1]
+        return min(max(after, 0.0), self.max_wait_s)
+
+
+def _retry_after_s(value: str | None) -> float | None:
+    """Retry-After as seconds: a number, or an HTTP date."""
+    if not value:
+        return None
+    try:
+        return float(value)
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return when.timestamp() - time.time()
+
+
+def new_idempotency_key() -> str:
+    return "sadtalker-client-" + uuid.uuid4().hex
 
 
 @dataclass(frozen=True)
@@ -82,7 +127,7 @@ class JobInputs:
 
 
 def headers_for(api_key: str | None) -> dict[str, str]:
-    headers = {"User-Agent": "sadtalker-client/0.1"}
+    headers = {"User-Agent": "sadtalker-client/0.2"}
     if api_key:
         headers["X-API-Key"] = api_key
     return headers

@@ -215,10 +215,12 @@ async function trackJob(job) {
   refreshJobs();
 }
 
-// True when the API serves the video itself (local storage): that URL needs the key header.
+// True when the video URL needs the key header (an API link without a signature, from an older service).
 function servedByApi(job) {
   const url = job.result && job.result.video_url;
-  return !url || new URL(url, location.href).pathname.endsWith(`/v1/jobs/${job.id}/video`);
+  if (!url) return true;
+  const parsed = new URL(url, location.href);
+  return parsed.pathname.endsWith(`/v1/jobs/${job.id}/video`) && !parsed.searchParams.has("sig");
 }
 
 async function showResult(job) {
@@ -232,6 +234,7 @@ async function showResult(job) {
     src = state.videoUrl = URL.createObjectURL(await response.blob());
   }
   const video = $("result-video");
+  video.poster = (job.result && job.result.poster_url) || "";  // the middle frame until it plays
   video.src = src;
   const link = $("download-link");
   link.href = src;

@@ -32,7 +32,8 @@ async def test_submit_poll_download(settings, factory, face_png, speech_wav, tmp
         assert done["progress"]["percent"] == 100.0 and done["progress"]["stage"] == "upload"
         assert done["progress"]["frames_done"] == done["progress"]["frames_total"] == 20
         result = done["result"]
-        assert result["video_url"] == f"http://testserver/v1/jobs/{job['id']}/video"
+        assert result["video_url"].startswith(f"http://testserver/v1/jobs/{job['id']}/video?exp=")
+        assert result["poster_url"].startswith(f"http://testserver/v1/jobs/{job['id']}/poster?exp=")
         assert (result["frames"], result["width"], result["height"]) == (20, 256, 256)
         assert result["duration_s"] == 0.8 and result["storage"] == "local"
         assert done["started_at"] and done["finished_at"] and done["error"] is None

@@ -102,4 +102,4 @@ async def test_deleting_a_running_job_stops_it_and_leaves_nothing(settings, fact
         assert factory.canceled == [job["id"]]
         assert not manager.input_dir(job["id"]).exists() and not manager.render_dir(job["id"]).exists()
         videos = settings.sadtalker_output_dir / "videos"
-        assert sorted(p.name for p in videos.iterdir()) == [f"{nxt['id']}.mp4"]
+        assert sorted(p.name for p in videos.iterdir()) == [f"{nxt['id']}.jpg", f"{nxt['id']}.mp4"]  # + poster

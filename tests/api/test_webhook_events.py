@@ -54,5 +54,5 @@ async def test_started_and_succeeded_events_are_signed(tmp_path, factory, face_j
     events = [json.loads(body) for _, body in received]
     assert [event["type"] for event in events] == ["job.started", "job.succeeded"]
     assert all(event["id"] == job["id"] and event["metadata"] == {"order": 9} for event in events)
-    assert events[1]["result"]["video_url"].endswith(f"/v1/jobs/{job['id']}/video")
+    assert f"/v1/jobs/{job['id']}/video?exp=" in events[1]["result"]["video_url"]
     assert all(verify([SECRET], headers, body) for headers, body in received)

@@ -30,8 +30,10 @@ async def test_jobs_complete_on_both_pods_with_a_working_video_url(pods, media, 
         assert status["state"] == "completed" and status["progress"] == 100 and status["error"] is None
         result = status["result"]
         assert result["width"] == 64 and result["frames"] == 25 and result["faceDetector"] == "test-clip"
-        video = httpx.get(result["videoUrl"], headers={"X-API-Key": POD_KEY}, timeout=10)
+        video = httpx.get(result["videoUrl"], timeout=10)  # a signed link: a browser needs no API key
         assert video.status_code == 200 and video.content[4:8] == b"ftyp"
+        poster = httpx.get(result["posterUrl"], timeout=10)
+        assert poster.status_code == 200 and poster.headers["content-type"] == "image/jpeg"
     assert {s["result"]["pod"] for s in finished} == {pod.url for pod in pods}  # round-robin
     remote = {job["id"]: job for pod in pods for job in pod.jobs()}
     for status in finished:  # the options reached the pod

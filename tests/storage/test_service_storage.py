@@ -52,9 +52,15 @@ async def test_s3_video_is_stored_served_and_deleted(tmp_path, s3_endpoint, s3_a
         assert video.content[4:8] == b"ftyp"  # an MP4
         redirect = await client.get(f"/v1/jobs/{job['id']}/video")
         assert redirect.status_code == 307 and redirect.headers["location"] == result["video_url"]
+        poster_head = s3_admin.head_object(Bucket=bucket, Key=f"renders/{job['id']}.jpg")
+        assert poster_head["ContentType"] == "image/jpeg" and "X-Amz-Signature=" in result["poster_url"]
+        poster = await _download(result["poster_url"])
+        assert poster.status_code == 200 and poster.content[:3] == b"\xff\xd8\xff"  # a JPEG
+        redirect = await client.get(f"/v1/jobs/{job['id']}/poster")
+        assert redirect.status_code == 307 and redirect.headers["location"] == result["poster_url"]
 
         assert (await client.delete(f"/v1/jobs/{job['id']}")).status_code == 204
-        assert s3_admin.list_objects_v2(Bucket=bucket).get("KeyCount", 0) == 0
+        assert s3_admin.list_objects_v2(Bucket=bucket).get("KeyCount", 0) == 0  # the video and its poster
 
 
 async def test_supabase_video_is_stored_served_and_deleted(tmp_path, supabase_server: FakeSupabase, face_png,
@@ -71,6 +77,9 @@ async def test_supabase_video_is_stored_served_and_deleted(tmp_path, supabase_se
         assert len(stored.data) == result["bytes"] and stored.content_type == "video/mp4"
         video = await _download(result["video_url"])
         assert video.status_code == 200 and video.content == stored.data
+        poster = supabase_server.buckets[bucket].objects[f"{job['id']}.jpg"]
+        assert poster.content_type == "image/jpeg" and "/storage/v1/object/sign/" in result["poster_url"]
+        assert (await _download(result["poster_url"])).content == poster.data
 
         assert (await client.delete(f"/v1/jobs/{job['id']}")).status_code == 204
         assert supabase_server.buckets[bucket].objects == {}

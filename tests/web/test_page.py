@@ -83,6 +83,7 @@ def test_submit_watch_and_play(browser, tmp_path, face_png, speech_wav):
         duration = page.evaluate("document.getElementById('result-video').duration")
         download = page.get_attribute("#download-link", "download")
         href = page.get_attribute("#download-link", "href")
+        poster = page.evaluate("document.getElementById('result-video').poster")
         page.wait_for_selector(f"#jobs-list tr[data-job-id='{job_id}'] >> text=Done")
         screenshot = tmp_path / "web.png"
         page.screenshot(path=str(screenshot), full_page=True)
@@ -95,7 +96,9 @@ def test_submit_watch_and_play(browser, tmp_path, face_png, speech_wav):
     assert len(set(moving)) >= 3 and moving == sorted(moving), f"the bar moved: {seen}"
     assert seen[-1] == 100
     assert abs(duration - 50 / 25) < 0.2
-    assert download == f"{job_id}.mp4" and href.startswith("blob:")
+    # the signed link streams without the key (no copy in memory); the poster shows until it plays
+    assert download == f"{job_id}.mp4" and f"/v1/jobs/{job_id}/video?exp=" in href and "&sig=" in href
+    assert f"/v1/jobs/{job_id}/poster?exp=" in poster
     assert job["options"]["preprocess"] == "full" and job["options"]["still"] is True
     assert elsewhere == [], "the page loads nothing from elsewhere"
     assert [e for e in console_errors if "401" not in e] == []
