@@ -30,7 +30,7 @@ from api.metrics import Metrics
 from api.renderer import pipeline_renderer_factory, resolve_devices
 from api.video_urls import VideoUrls
 from jobs import Job, JobManager, JobStore, ManagerConfig, RendererFactory, WorkerPool
-from jobs.errors import JobError, QueueFull
+from jobs.errors import JobError
 from jobs.manager import ManagerHooks
 from settings import Settings
 
@@ -45,6 +45,7 @@ ERROR_STATUS = {
     "idempotency_conflict": 409, "job_not_finished": 409, "job_not_retryable": 409, "canceled": 409,
     "queue_full": 429,
     "models_unavailable": 503, "not_ready": 503, "shutting_down": 503, "interrupted": 503,
+    "storage_unavailable": 503, "storage_full": 507,
     "timeout": 504, "storage_error": 502,
 }
 HTTP_CODES = {401: "unauthorized", 404: "not_found", 405: "method_not_allowed", 413: "payload_too_large",
@@ -117,7 +118,8 @@ def manager_config(settings: Settings) -> ManagerConfig:
         job_timeout_s=settings.sadtalker_job_timeout_s, shutdown_grace_s=settings.sadtalker_shutdown_grace_s,
         retention_s=settings.sadtalker_retention_hours * 3600, idempotency_ttl_s=settings.sadtalker_idempotency_ttl_s,
         public_base_url=settings.api_public_base_url, keep_inputs=settings.sadtalker_keep_inputs,
-        model_reload_s=settings.sadtalker_model_reload_s)
+        model_reload_s=settings.sadtalker_model_reload_s,
+        min_free_bytes=int(settings.sadtalker_min_free_mb * 2**20), save_retry_s=settings.sadtalker_save_retry_s)
 
 
 def build_storage(settings: Settings) -> Any:
@@ -178,7 +180,8 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(JobError)
     async def job_error(_: Request, e: JobError) -> JSONResponse:
-        headers = {"Retry-After": str(e.retry_after_s)} if isinstance(e, QueueFull) else None
+        retry_after_s = getattr(e, "retry_after_s", None)  # QueueFull, StorageUnavailable
+        headers = {"Retry-After": str(retry_after_s)} if retry_after_s is not None else None
         return _error_response(e.code, str(e), headers)
 
     @app.exception_handler(urlguard.BlockedURL)

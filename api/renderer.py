@@ -8,15 +8,14 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from jobs import Renderer, RendererFactory, RenderRequest, RenderResult
+from jobs import FaceChecker, Renderer, RendererFactory, RenderRequest, RenderResult
 from jobs.errors import ModelsUnavailable
 
 log = logging.getLogger(__name__)
-OPTION_NAMES = ("preprocess", "still", "enhancer", "size", "pose_style", "expression_scale", "batch_size",
-                "ref_eyeblink", "ref_pose", "seed")
 
 
 class PipelineRenderer:
@@ -29,7 +28,8 @@ class PipelineRenderer:
                should_cancel: Callable[[], bool]) -> RenderResult:
         from sadtalker.pipeline import GenerateOptions
 
-        options = GenerateOptions(**{name: request.options[name] for name in OPTION_NAMES if name in request.options})
+        options = GenerateOptions(**asdict(request.options), ref_eyeblink=request.ref_eyeblink,
+                                  ref_pose=request.ref_pose)
         try:
             result = self.pipeline.generate(request.image_path, request.audio_path, request.output_path, options,
                                             progress=progress, should_cancel=should_cancel)
@@ -44,6 +44,22 @@ class PipelineRenderer:
             import torch
 
             torch.cuda.empty_cache()
+
+    def face_checker(self) -> FaceChecker:
+        """A checker with its own face detector on this pipeline's device (the worker's is never shared)."""
+        from sadtalker.face import FaceAnalyzer
+        from sadtalker.pipeline import Pipeline
+
+        pipeline = self.pipeline
+        analyzer = FaceAnalyzer.load(pipeline.checkpoint_dir, device=pipeline.device)
+        return PipelineFaceChecker(Pipeline(pipeline.checkpoint_dir, {}, analyzer, None, [], pipeline.device))
+
+
+class PipelineFaceChecker:
+    """`Pipeline.find_face` of a pipeline that holds only a face analyzer (no renderer models)."""
+
+    def __init__(self, pipeline: Any):
+        self.pipeline = pipeline
 
     def check_face(self, image_path: Path) -> dict[str, Any]:
         info = self.pipeline.find_face(image_path)
