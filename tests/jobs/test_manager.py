@@ -119,7 +119,21 @@ async def test_a_renderer_that_fails_to_load_makes_submissions_fail_fast(tmp_pat
         with pytest.raises(Exception) as caught:
             manager.check_accepting()
         assert caught.value.code == "models_unavailable" and "no checkpoints" in str(caught.value)
-        assert not manager.workers_alive() or await asyncio.sleep(0.05) is None
+        assert manager.workers_alive(), "the worker loop waits to load the models again (SADTALKER_MODEL_RELOAD_S)"
+    finally:
+        await manager.close()
+    assert not manager.workers_alive()
+
+
+async def test_without_model_reload_a_failed_worker_loop_ends(tmp_path, factory):
+    factory.script.load_error = "no checkpoints"
+    manager = await _manager(tmp_path, factory, model_reload_s=0)
+    try:
+        for _ in range(100):
+            if not manager.workers_alive():
+                break
+            await asyncio.sleep(0.01)
+        assert not manager.workers_alive(), "nothing will ever load: the loop must not pretend to run"
     finally:
         await manager.close()
 
