@@ -14,7 +14,7 @@ import logging
 import sqlite3
 from dataclasses import asdict
 
-from .models import Job
+from .models import Job, JobStatus
 from .probe import StorageProbe
 from .store import JobStore
 from .workdir import WorkDir
@@ -27,6 +27,7 @@ class RecordKeeper:
     def __init__(self, store: JobStore, workdir: WorkDir, probe: StorageProbe, retry_s: float):
         self.store, self.workdir, self.probe, self.retry_s = store, workdir, probe, retry_s
         self.unsaved: dict[str, Job] = {}  # job id -> the record whose last save failed
+        self._failed_status: dict[str, JobStatus] = {}  # the status each unsaved record had when it was logged
         self._retry_task: asyncio.Task | None = None
 
     def save(self, job: Job) -> bool:
@@ -37,6 +38,7 @@ class RecordKeeper:
             self._failed(job, e)
             return False
         self.unsaved.pop(job.id, None)
+        self._failed_status.pop(job.id, None)
         if job.status.is_terminal():
             self.workdir.close_slot(job.id)
         return True
@@ -46,10 +48,12 @@ class RecordKeeper:
         self.unsaved.pop(job_id, None)
 
     def _failed(self, job: Job, error: BaseException) -> None:
-        first = job.id not in self.unsaved
-        self.unsaved[job.id] = job
         self.probe.report(f"the job database could not be written: {error}")
-        if job.status.is_terminal():
+        known = job.id in self.unsaved and self._failed_status.get(job.id) is job.status
+        self.unsaved[job.id], self._failed_status[job.id] = job, job.status
+        if known:  # a retry that failed again: already logged (and recorded in the slot)
+            pass
+        elif job.status.is_terminal():
             outcome = {k: v for k, v in asdict(job).items()
                        if k in ("status", "finished_at", "updated_at", "error", "result", "unpublished")}
             outcome["status"] = job.status.value
@@ -57,7 +61,7 @@ class RecordKeeper:
             log.error("job %s: its %s state could not be saved (%s); it is kept in memory and saved again "
                       "every %g s%s", job.id, job.status.value, error, self.retry_s,
                       " (recorded in its outcome slot for a restart)" if kept else "", extra={"job_id": job.id})
-        elif first:
+        else:
             log.error("job %s: its record could not be saved (%s); retrying every %g s", job.id, error,
                       self.retry_s, extra={"job_id": job.id})
         if self._retry_task is None or self._retry_task.done():

@@ -236,11 +236,15 @@ class JobManager(JobExecution):
 
     def list(self, owner: str, *, status: JobStatus | None = None, limit: int = 20,
              after: str | None = None) -> list[Job]:
-        """Newest first; the live record wins over the stored one (also one whose last save failed)."""
+        """Newest first. The live record wins over the stored one, so a job whose last save failed is listed
+        under the status it has now (not the one the database still holds)."""
         before = self.get(after, owner) if after else None
-        jobs = [self._jobs.get(job.id, job) for job in self.store.list(owner, status=status, limit=limit,
-                                                                         before=before)]
-        return [job for job in jobs if status is None or job.status is status]
+        stored = self.store.list(owner, status=status, limit=limit, before=before)
+        jobs = {job.id: self._jobs.get(job.id, job) for job in stored}
+        jobs.update({job.id: job for job in self.records.unsaved.values() if job.owner == owner})
+        order = sorted(jobs.values(), key=lambda job: (job.created_at, job.id), reverse=True)
+        return [job for job in order if (status is None or job.status is status)
+                and (before is None or (job.created_at, job.id) < (before.created_at, before.id))][:limit]
 
     def queue_position(self, job_id: str) -> int | None:
         """1 for the next job to start; None when the job is not queued."""

@@ -117,6 +117,7 @@ class Job:
             "updated_at": iso(self.updated_at),
             "progress": asdict(self.progress),
             "queue_position": queue_position if self.status is JobStatus.QUEUED else None,
+            "attempts": self.attempts,  # 2: it was running when the service stopped, and ran again
             "options": asdict(self.options),
             "metadata": self.metadata,
             "webhook_url": self.webhook_url,
