@@ -1,6 +1,7 @@
-"""kill -9 of a real uvicorn process (the fake renderer) and a restart on the same folder: mid-render, while a
-job's final state cannot be saved (full disk), and mid-upload. No job is lost, none runs again without saying
-so (`attempts`), and recovery leaves no file of the interrupted work behind."""
+"""kill -9 of a real uvicorn process (the fake renderer) and a restart on the same folder: while a job's final
+state cannot be saved (full disk), and mid-upload. No job is lost, none runs again, and recovery leaves no file
+of the interrupted work behind. (kill -9 mid-render: tests/api/test_restart_range.py; what recovery sweeps and
+the `attempts` a re-run shows: tests/jobs/test_recovery.py.)"""
 
 from __future__ import annotations
 
@@ -93,26 +94,6 @@ def test_kill_while_a_final_state_cannot_be_saved(small_fs: SmallFs, servers, fa
         time.sleep(0.5)
         assert client.get(f"/v1/jobs/{job_id}").json()["status"] == "failed"
         assert client.get(f"/v1/jobs/{warm}").json()["status"] == "succeeded"
-    server.terminate()
-    assert _left_behind(out) == {}
-
-
-def test_kill_mid_render_runs_it_again_and_says_so(tmp_path, servers, face_jpg, short_speech_wav):
-    out = tmp_path / "out"
-    server = servers(_env(out, batch_s=0.2))
-    with _client(server) as client:
-        job_id = _submit(client, face_jpg, short_speech_wav)
-        _wait(client, job_id, lambda j: j["status"] == "running" and j["progress"]["percent"] > 20)
-    server.kill()
-    partial = out / "renders" / job_id / ".output.mp4.partial"  # what the real encoder leaves when killed
-    partial.parent.mkdir(parents=True, exist_ok=True)
-    partial.write_bytes(b"\0" * 1000)
-
-    server = servers(_env(out, batch_s=0))
-    with _client(server) as client:
-        done = _wait(client, job_id, lambda j: j["status"] == "succeeded")
-        assert done["attempts"] == 2, "a job run again after a crash says so"
-        assert [j["id"] for j in client.get("/v1/jobs").json()["data"]] == [job_id], "no job lost or added"
     server.terminate()
     assert _left_behind(out) == {}
 
