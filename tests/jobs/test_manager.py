@@ -11,7 +11,6 @@ import pytest
 from jobs import Job, JobManager, JobStatus, JobStore, ManagerConfig, NewJob, RenderOptions, WorkerPool
 from jobs.errors import QueueFull
 from jobs.manager import ManagerHooks
-from jobs.models import stage_percent
 from tests.support.fake_renderer import FakeFactory
 
 
@@ -103,12 +102,6 @@ async def test_recovery_rules(tmp_path, factory):
     finally:
         factory.hold.set()
         await manager.close()
-
-
-def test_stage_percent_is_monotonic_over_stages():
-    points = [stage_percent(stage, done, 4) for stage in ("preprocess", "audio_to_coeff", "render", "enhance",
-                                                          "encode", "upload") for done in range(5)]
-    assert points == sorted(points) and points[0] == 0 and points[-1] == 100
 
 
 async def test_a_renderer_that_fails_to_load_makes_submissions_fail_fast(tmp_path, factory):
