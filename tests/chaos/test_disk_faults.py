@@ -54,7 +54,7 @@ def _left_behind(fs: SmallFs) -> dict[str, list[str]]:
     return {folder: names for folder, names in found.items() if names}
 
 
-async def test_a_full_disk_during_a_render(small_fs, face_jpg, short_speech_wav):
+async def test_a_full_disk_during_a_render(small_fs, face_jpg, short_speech_wav, caplog):
     factory = FakeFactory(Script(frames=20, check_faces=False))
     files = _files(face_jpg, short_speech_wav)
     async with running_app(_settings(small_fs), factory) as (app, client):
@@ -64,12 +64,18 @@ async def test_a_full_disk_during_a_render(small_fs, face_jpg, short_speech_wav)
         factory.hold.clear()
         job_id = (await client.post("/v1/jobs", files=files)).json()["id"]
         await asyncio.to_thread(factory.wait_started, job_id)
+        ready = await client.get("/readyz", headers={"X-API-Key": ""})
+        assert ready.status_code == 200 and job_id not in ready.text, "no job ids without a key"
+        assert [worker["busy"] for worker in ready.json()["workers"]] == [True]
         small_fs.fill()
         factory.hold.set()
 
         failed = await wait_status(client, job_id, ("succeeded", "failed"))
         assert failed["status"] == "failed" and failed["error"]["code"] == "storage_full", failed
-        assert manager.store.get(job_id).status is JobStatus.RUNNING, "premise: the database refused the save"
+        refused_saves = [r for r in caplog.records if job_id in r.getMessage() and "could not be saved" in
+                         r.getMessage()]
+        assert refused_saves, "premise: the database refused the final save"
+        small_fs.fill()  # the failed render's files were removed meanwhile: take that space too
         listed = {status: [j["id"] for j in (await client.get(f"/v1/jobs?status={status}")).json()["data"]]
                   for status in ("running", "failed")}
         assert job_id in listed["failed"] and job_id not in listed["running"], listed
