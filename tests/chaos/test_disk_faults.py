@@ -162,3 +162,24 @@ async def test_a_read_only_output_folder(small_fs, face_jpg, short_speech_wav, t
         assert accepted.status_code == 202, accepted.text
         assert (await wait_status(client, accepted.json()["id"], ("succeeded", "failed")))["status"] == "succeeded"
     assert _left_behind(small_fs) == {}
+
+
+async def test_a_full_disk_under_the_job_database(small_fs, face_jpg, short_speech_wav, tmp_path):
+    """The database on its own filesystem, which fills up: the output folder is fine, submissions are not."""
+    factory = FakeFactory(Script(frames=20, check_faces=False))
+    files = _files(face_jpg, short_speech_wav)
+    settings = make_settings(tmp_path / "out", sadtalker_db_path=small_fs.root / "jobs.sqlite3",
+                             sadtalker_min_free_mb=1, sadtalker_save_retry_s=0.2)
+    async with running_app(settings, factory) as (app, client):
+        small_fs.fill()
+        ready = await wait_for(client, "/readyz", lambda r: r.status_code == 503)
+        assert "job database" in ready.json()["error"]["message"], ready.text
+        await _assert_every_submission_refused(client, files)
+        assert app.state.services.manager.queue_depth() == 0 and factory.started == []
+        small_fs.free()
+        await wait_for(client, "/readyz", lambda r: r.status_code == 200)
+        accepted = await client.post("/v1/jobs", files=files)
+        assert accepted.status_code == 202, accepted.text
+        assert (await wait_status(client, accepted.json()["id"], ("succeeded", "failed")))["status"] == "succeeded"
+    out = tmp_path / "out"
+    assert [p for folder in ("inputs", "preflight", "outcomes") for p in (out / folder).rglob("*") if p.is_file()] == []
