@@ -54,8 +54,10 @@ class WorkerPool:
         self._checker_building: asyncio.Task | None = None
 
     async def start(self) -> None:
-        """Loads every worker's renderer concurrently; failures are recorded, not raised."""
+        """Loads every worker's renderer concurrently (failures are recorded, not raised), then builds the face
+        checker so the first submission does not wait for it."""
         await asyncio.gather(*(self._load(worker) for worker in self.workers))
+        await self._face_checker()
 
     async def _load(self, worker: Worker, previous_error: dict[str, str] | None = None) -> None:
         loop = asyncio.get_running_loop()
