@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import sqlite3
+from collections.abc import Callable
 from dataclasses import asdict
 
 from .models import Job, JobStatus
@@ -24,8 +25,10 @@ SAVE_ERRORS = (sqlite3.Error, OSError)
 
 
 class RecordKeeper:
-    def __init__(self, store: JobStore, workdir: WorkDir, probe: StorageProbe, retry_s: float):
+    def __init__(self, store: JobStore, workdir: WorkDir, probe: StorageProbe, retry_s: float,
+                 on_saved_again: Callable[[Job], None] | None = None):
         self.store, self.workdir, self.probe, self.retry_s = store, workdir, probe, retry_s
+        self.on_saved_again = on_saved_again  # a retried save went through (the manager drops a finished job)
         self.unsaved: dict[str, Job] = {}  # job id -> the record whose last save failed
         self._failed_status: dict[str, JobStatus] = {}  # the status each unsaved record had when it was logged
         self._retry_task: asyncio.Task | None = None
@@ -74,6 +77,8 @@ class RecordKeeper:
                 if self.save(job):
                     log.info("job %s: its record is saved again (%s)", job.id, job.status.value,
                              extra={"job_id": job.id})
+                    if self.on_saved_again is not None:
+                        self.on_saved_again(job)
 
     async def close(self) -> None:
         """Tries the pending saves once more, then stops retrying (a restart applies outcome slots)."""

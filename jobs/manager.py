@@ -50,7 +50,8 @@ class JobManager(JobExecution):
         self.hooks = hooks or ManagerHooks()
         self.workdir = WorkDir(config.work_dir)
         self.storage_probe = StorageProbe(self.workdir, store, config.min_free_bytes)
-        self.records = RecordKeeper(store, self.workdir, self.storage_probe, config.save_retry_s)
+        self.records = RecordKeeper(store, self.workdir, self.storage_probe, config.save_retry_s,
+                                    on_saved_again=self._saved_again)
         self.speeds = StageSpeeds()
         self._queue: deque[str] = deque()
         self._jobs: dict[str, Job] = {}  # queued, running and not-yet-saved jobs; the store has the rest
@@ -380,6 +381,11 @@ class JobManager(JobExecution):
             await asyncio.to_thread(self.workdir.remove_job_inputs, job.id)
         self.notify(job)
         await self.emit(f"job.{status.value}", job)
+
+    def _saved_again(self, job: Job) -> None:
+        """A finished job whose save had failed is in the store now: reads no longer need the live record."""
+        if job.status.is_terminal():
+            self._jobs.pop(job.id, None)
 
     def _queue_moved(self) -> None:
         """Queued jobs with watchers hear of their new position (the job records themselves did not change)."""

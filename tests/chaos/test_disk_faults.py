@@ -88,6 +88,7 @@ async def test_a_full_disk_during_a_render(small_fs, face_jpg, short_speech_wav,
         await _wait_until(lambda: manager.store.get(job_id).status is JobStatus.FAILED)
         stored = manager.store.get(job_id)
         assert stored.error.code == "storage_full" and stored.attempts == 1
+        assert job_id not in manager._jobs, "once saved, the finished job is no longer held in memory"
         await wait_for(client, "/readyz", lambda r: r.status_code == 200)
         again = await client.post("/v1/jobs", files=files)
         assert again.status_code == 202, again.text
