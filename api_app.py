@@ -35,7 +35,7 @@ from api.poster import PosterError, make_poster
 from api.renderer import GpuUnusable, pipeline_renderer_factory, refuse_unusable_gpu, resolve_devices
 from api.video_urls import VideoUrls
 from jobs import Job, JobManager, JobStore, ManagerConfig, RendererFactory, WorkerPool
-from jobs.errors import JobError, QueueFull
+from jobs.errors import JobError
 from jobs.manager import ManagerHooks
 from settings import Settings
 
@@ -118,7 +118,8 @@ def manager_config(settings: Settings) -> ManagerConfig:
         job_timeout_s=settings.sadtalker_job_timeout_s, shutdown_grace_s=settings.sadtalker_shutdown_grace_s,
         retention_s=settings.sadtalker_retention_hours * 3600, idempotency_ttl_s=settings.sadtalker_idempotency_ttl_s,
         public_base_url=settings.api_public_base_url, keep_inputs=settings.sadtalker_keep_inputs,
-        model_reload_s=settings.sadtalker_model_reload_s)
+        model_reload_s=settings.sadtalker_model_reload_s,
+        min_free_bytes=int(settings.sadtalker_min_free_mb * 2**20), save_retry_s=settings.sadtalker_save_retry_s)
 
 
 def build_storage(settings: Settings) -> Any:
@@ -196,7 +197,8 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(JobError)
     async def job_error(_: Request, e: JobError) -> JSONResponse:
-        headers = {"Retry-After": str(e.retry_after_s)} if isinstance(e, QueueFull) else None
+        retry_after_s = getattr(e, "retry_after_s", None)  # QueueFull, StorageUnavailable
+        headers = {"Retry-After": str(retry_after_s)} if retry_after_s is not None else None
         return _error_response(e.code, str(e), headers)
 
     @app.exception_handler(urlguard.BlockedURL)

@@ -70,6 +70,8 @@ class Settings(BaseSettings):
     sadtalker_preload_sizes: str = "256"
     sadtalker_enhancer: bool = True  # load GFPGAN at start-up when its files are present
     sadtalker_keep_inputs: bool = False  # keep a job's input files after it ends (until it is deleted/expires)
+    sadtalker_min_free_mb: float = Field(64.0, ge=0)  # less free space: submissions refused (storage_unavailable)
+    sadtalker_save_retry_s: float = Field(5.0, gt=0)  # a job record whose save failed (disk full) is retried
 
     # --- webhooks
     webhook_secret: str = Field("", repr=False)

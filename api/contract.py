@@ -45,6 +45,8 @@ EXAMPLE_MESSAGES = {
     "models_unavailable": "checkpoints/SadTalker_V0.0.2_256.safetensors is missing",
     "not_ready": "models are loading and warming up",
     "shutting_down": "the service is shutting down; retry on another instance",
+    "storage_unavailable": "the output folder cannot be written (disk full); retry after the Retry-After seconds",
+    "storage_full": "the disk filled while the video was written; submit the job again later",
 }
 # Codes every route under /v1 answers (API-key authentication).
 AUTH_CODES = ("unauthorized",)
@@ -53,10 +55,10 @@ INPUT_CODES = ("validation_error", "unknown_field", "payload_too_large", "unsupp
                "invalid_image", "invalid_audio", "invalid_video", "audio_too_long", "no_face_detected",
                "url_not_allowed", "fetch_failed")
 SUBMIT_CODES = (*AUTH_CODES, *INPUT_CODES, "idempotency_conflict", "queue_full", "models_unavailable",
-                "shutting_down")
+                "shutting_down", "storage_unavailable")
 # What a job can fail with (the legacy endpoint answers the job's error as its own).
 JOB_FAILURE_CODES = ("no_face_detected", "invalid_audio", "invalid_video", "canceled", "render_failed",
-                     "encode_failed", "checkpoint_error", "storage_error", "interrupted", "timeout")
+                     "encode_failed", "checkpoint_error", "storage_error", "storage_full", "interrupted", "timeout")
 
 
 class ErrorDetail(BaseModel):
@@ -81,7 +83,7 @@ class Progress(BaseModel):
     percent: float = Field(ge=0, le=100, description="overall percent; never goes down")
     frames_done: int | None = None
     frames_total: int | None = None
-    eta_s: float | None = Field(None, description="estimated seconds left")
+    eta_s: float | None = Field(None, description="estimated seconds left, from measured stage speeds; null while unknown")
 
 
 class JobResult(BaseModel):
@@ -116,7 +118,7 @@ JOB_EXAMPLE = {
     "created_at": "2026-11-29T18:00:00.000Z", "started_at": "2026-11-29T18:00:00.120Z",
     "finished_at": "2026-11-29T18:00:09.480Z", "updated_at": "2026-11-29T18:00:09.480Z",
     "progress": {"stage": "upload", "percent": 100.0, "frames_done": None, "frames_total": None, "eta_s": 0.0},
-    "queue_position": None,
+    "queue_position": None, "attempts": 1,
     "options": {"preprocess": "crop", "still": False, "enhancer": "none", "size": 256, "pose_style": 0,
                 "expression_scale": 1.0, "batch_size": 2, "seed": 1234},
     "metadata": {"user": 42}, "webhook_url": None,
@@ -146,6 +148,7 @@ class Job(BaseModel):
     updated_at: str
     progress: Progress
     queue_position: int | None = Field(description="1 = next; only while queued")
+    attempts: int = Field(description="runs of the job: 2 means it was running when the service stopped and ran again")
     options: JobOptions
     metadata: dict[str, Any]
     webhook_url: str | None
@@ -208,7 +211,7 @@ class StorageState(BaseModel):
 class Ready(BaseModel):
     status: Literal["ready"]
     pool: str = Field(description="state of the worker pool")
-    workers: list[dict[str, Any]] = Field(description="one entry per worker: device, state")
+    workers: list[dict[str, Any]] = Field(description="one entry per worker: device, state, busy (never a job id)")
     queue_depth: int
     storage: StorageState
     models: dict[str, Any] | None = Field(None, description="which model files were found where (checkpoint folder, "

@@ -18,6 +18,7 @@ ERROR_STATUS = {
     "idempotency_conflict": 409, "job_not_finished": 409, "job_not_retryable": 409, "canceled": 409,
     "queue_full": 429, "invalid_range": 400, "range_not_satisfiable": 416,
     "models_unavailable": 503, "not_ready": 503, "shutting_down": 503, "interrupted": 503,
+    "storage_unavailable": 503, "storage_full": 507,
     "timeout": 504, "storage_error": 502, "render_failed": 500, "encode_failed": 500, "checkpoint_error": 500,
 }
 # Statuses of Starlette's own HTTP errors (unknown path, wrong method) -> our code.

@@ -89,7 +89,9 @@ async def readyz(services: ServicesDep) -> JSONResponse:
     problem = await services.storage_check.problem() if services.storage_check is not None else None
     name = getattr(services.storage, "name", "local")
     models = await asyncio.to_thread(models_info, services.settings, services.pool)
-    detail = {"workers": pool["workers"], "queue_depth": manager.queue_depth(),
+    workers = [{k: v for k, v in w.items() if k != "job_id"} | {"busy": w["job_id"] is not None}
+               for w in pool["workers"]]  # unauthenticated: no job ids
+    detail = {"workers": workers, "queue_depth": manager.queue_depth(),
               "storage": {"name": name, "ok": problem is None, "problem": problem}, "models": models}
     reason = None
     if not manager.accepting:
@@ -102,6 +104,8 @@ async def readyz(services: ServicesDep) -> JSONResponse:
         reason = "no worker is running"
     elif problem is not None and name == "local":
         reason = problem
+    elif (unwritable := manager.storage_probe.problem()) is not None:
+        reason = unwritable  # the output folder or job database cannot be written: submissions answer 503
     if reason:
         return JSONResponse(error_body("not_ready", reason, **detail), status_code=503)
     return JSONResponse({"status": "ready", "pool": pool["state"], **detail})

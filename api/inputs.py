@@ -22,6 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from starlette.requests import Request
 
 import urlguard
+from jobs import RenderOptions
 
 from .errors import ApiError
 from .media import AudioInfo, ImageInfo, check_audio, check_image, check_video
@@ -83,8 +84,9 @@ class JobRequest(JobOptions):
             raise ValueError("must be at most 16 KiB of JSON")
         return value
 
-    def options(self) -> dict[str, Any]:
-        return self.model_dump(include=set(JobOptions.model_fields))
+    def options(self) -> RenderOptions:
+        """The validated options as the typed record the job stores and the renderer receives."""
+        return RenderOptions(**self.model_dump(include=set(JobOptions.model_fields)))
 
 
 def request_body_doc() -> dict[str, Any]:

@@ -49,7 +49,7 @@ class Metrics:
     def job_finished(self, job: Job) -> None:
         self.finished.labels(job.status.value).inc()
         if job.status is JobStatus.FAILED and job.error:
-            self.failures.labels(job.error.get("code", "unknown")).inc()
+            self.failures.labels(job.error.code).inc()
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

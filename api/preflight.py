@@ -24,6 +24,7 @@ from .deps import Owner, Services, ServicesDep
 from .errors import ApiError
 from .inputs import MediaReport, ParsedRequest, request_body_doc
 from .media import AudioInfo, check_audio, check_image
+from .submission import storage_faults
 
 PREVIEW_PX = 128  # longest side of the face crop preview
 PREVIEW_MARGIN = 0.25  # of the box size, added on every side
@@ -165,14 +166,16 @@ async def diagnose(services: Services, parsed: ParsedRequest, first: ApiError) -
 
 @router.post("/preflight", response_model=None, openapi_extra=request_body_doc(),
              responses=answers(*AUTH_CODES, "validation_error", "unknown_field", "payload_too_large",
-                               "unsupported_media_type", model=PreflightAnswer))
+                               "unsupported_media_type", "storage_unavailable", model=PreflightAnswer))
 async def preflight(request: Request, services: ServicesDep, _owner: Owner) -> dict[str, Any]:
     """Checks a job's inputs (same body as `POST /v1/jobs`) without queueing: the face found (box, score,
     a small crop preview), the image and audio (duration, sample rate), and every problem with its error code
     and a suggestion. `ok` says whether the job would run. A malformed request answers an error body."""
+    services.manager.check_storage()  # 503 storage_unavailable before a byte of the body is read
     dest = services.settings.sadtalker_output_dir / "preflight" / secrets.token_hex(8)
     try:
-        parsed = await services.reader.parse(request, dest)
+        with storage_faults(services.manager):
+            parsed = await services.reader.parse(request, dest)
         try:
             report = await services.reader.complete(parsed, dest)
         except ApiError as e:

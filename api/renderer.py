@@ -11,28 +11,29 @@ import logging
 import shutil
 import subprocess
 from collections.abc import Callable
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from jobs import Renderer, RendererFactory, RenderRequest, RenderResult
+from jobs import FaceChecker, Renderer, RendererFactory, RenderRequest, RenderResult
 from jobs.errors import ModelsUnavailable
 
 log = logging.getLogger(__name__)
-OPTION_NAMES = ("preprocess", "still", "enhancer", "size", "pose_style", "expression_scale", "batch_size",
-                "ref_eyeblink", "ref_pose", "seed")
 
 
 class PipelineRenderer:
     """One loaded, warmed-up Pipeline on one device."""
 
-    def __init__(self, pipeline: Any):
+    def __init__(self, pipeline: Any, face_dirs: list[Path] | None = None):
         self.pipeline = pipeline
+        self.face_dirs = face_dirs  # where the pipeline's face files were found (the face checker loads its own)
 
     def render(self, request: RenderRequest, progress: Callable[[str, int, int], None],
                should_cancel: Callable[[], bool]) -> RenderResult:
         from sadtalker.pipeline import GenerateOptions
 
-        options = GenerateOptions(**{name: request.options[name] for name in OPTION_NAMES if name in request.options})
+        options = GenerateOptions(**asdict(request.options), ref_eyeblink=request.ref_eyeblink,
+                                  ref_pose=request.ref_pose)
         try:
             result = self.pipeline.generate(request.image_path, request.audio_path, request.output_path, options,
                                             progress=progress, should_cancel=should_cancel)
@@ -47,6 +48,23 @@ class PipelineRenderer:
             import torch
 
             torch.cuda.empty_cache()
+
+    def face_checker(self) -> FaceChecker:
+        """A checker with its own face detector on this pipeline's device (the worker's is never shared)."""
+        from sadtalker.face import FaceAnalyzer
+        from sadtalker.pipeline import Pipeline
+
+        pipeline = self.pipeline
+        analyzer = FaceAnalyzer.load(pipeline.checkpoint_dir, device=pipeline.device, face_dirs=self.face_dirs)
+        return PipelineFaceChecker(Pipeline(pipeline.checkpoint_dir, {}, analyzer, None, [], pipeline.device))
+
+
+class PipelineFaceChecker:
+    """`Pipeline.find_face` of a pipeline that holds only a face analyzer (no renderer models)."""
+
+    def __init__(self, pipeline: Any, face_dirs: list[Path] | None = None):
+        self.pipeline = pipeline
+        self.face_dirs = face_dirs  # where the pipeline's face files were found (the face checker loads its own)
 
     def check_face(self, image_path: Path) -> dict[str, Any]:
         info = self.pipeline.find_face(image_path)
@@ -71,7 +89,7 @@ def pipeline_renderer_factory(checkpoint_dir: Path, *, sizes: tuple[int, ...] = 
         pipeline = Pipeline.load(checkpoint_dir, device=device, half=half, sizes=sizes, enhancer=enhancer,
                                  face_dirs=face_dirs)
         pipeline.warm_up()
-        return PipelineRenderer(pipeline)
+        return PipelineRenderer(pipeline, face_dirs)
 
     return load
 

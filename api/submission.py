@@ -6,17 +6,36 @@ Shared by `POST /v1/jobs` and the legacy `POST /generate_talking_video`.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import errno
 import shutil
+from collections.abc import Iterator
 
 from fastapi import Request
 
-from jobs import Job, NewJob
+from jobs import Job, JobManager, NewJob
+from jobs.manager import STORAGE_RETRY_AFTER_S
 
 from .deps import Services
 from .errors import ApiError
 
 DEFAULT_WEBHOOK_EVENTS = ["job.started", "job.succeeded", "job.failed", "job.canceled"]
 MAX_IDEMPOTENCY_KEY_CHARS = 255
+STORAGE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS}  # the disk is full or read-only
+
+
+@contextlib.contextmanager
+def storage_faults(manager: JobManager) -> Iterator[None]:
+    """A full or read-only disk while inputs are written answers 503 storage_unavailable (not a 500); the
+    storage probe hears of it, so /readyz and the next submissions refuse at once."""
+    try:
+        yield
+    except OSError as e:
+        if e.errno not in STORAGE_ERRNOS:
+            raise
+        manager.storage_probe.report(f"writing a request's inputs failed: {e}")
+        raise ApiError("storage_unavailable", f"the service cannot store the inputs right now ({e.strerror}); "
+                       "nothing was queued", headers={"Retry-After": str(STORAGE_RETRY_AFTER_S)}) from e
 
 
 def _check_idempotency_key(key: str | None) -> None:
@@ -32,20 +51,21 @@ async def submit_job(request: Request, services: Services, owner: str, idempoten
     job_id = manager.new_id()
     dest = manager.input_dir(job_id)
     try:
-        parsed = await services.reader.parse(request, dest)
-        earlier = manager.replay(owner, idempotency_key, parsed.request_hash) if idempotency_key else None
-        if earlier is not None:
-            await asyncio.to_thread(shutil.rmtree, dest, True)
-            return earlier, True
-        report = await services.reader.complete(parsed, dest)
-        body = parsed.body
-        job, replayed = await manager.submit(NewJob(
-            id=job_id, owner=owner, options=body.options(),
-            inputs={name: str(path) for name, path in report.files.items()},
-            metadata=body.metadata, webhook_url=body.webhook_url or services.settings.sadtalker_webhook_url,
-            webhook_events=body.webhook_events or DEFAULT_WEBHOOK_EVENTS, origin=services.base_url(request),
-            idempotency_key=idempotency_key, request_hash=parsed.request_hash,
-        ))
+        with storage_faults(manager):
+            parsed = await services.reader.parse(request, dest)
+            earlier = manager.replay(owner, idempotency_key, parsed.request_hash) if idempotency_key else None
+            if earlier is not None:
+                await asyncio.to_thread(shutil.rmtree, dest, True)
+                return earlier, True
+            report = await services.reader.complete(parsed, dest)
+            body = parsed.body
+            job, replayed = await manager.submit(NewJob(
+                id=job_id, owner=owner, options=body.options(),
+                inputs={name: str(path) for name, path in report.files.items()},
+                metadata=body.metadata, webhook_url=body.webhook_url or services.settings.sadtalker_webhook_url,
+                webhook_events=body.webhook_events or DEFAULT_WEBHOOK_EVENTS, origin=services.base_url(request),
+                idempotency_key=idempotency_key, request_hash=parsed.request_hash,
+            ))
     except BaseException:
         await asyncio.to_thread(shutil.rmtree, dest, True)
         raise

@@ -57,6 +57,9 @@ class FaceCheckingRenderer(InstantRenderer):
         super().__init__(template)
         self.analyzer = FaceAnalyzer.load(template.parent / "no-checkpoints", device="cpu")
 
+    def face_checker(self) -> FaceCheckingRenderer:
+        return self  # its analyzer serves only the face check (the render copies a file), on the check thread
+
     def check_face(self, image_path: Path) -> dict:
         import cv2
 

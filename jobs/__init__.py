@@ -4,15 +4,27 @@ Knows nothing of HTTP, storage backends or the model: `api_app` hands it a rende
 for publishing results and emitting events.
 """
 
-from .errors import JobError, JobNotFound, ModelsUnavailable, QueueFull, ShuttingDown
-from .manager import JobManager, ManagerConfig, NewJob
-from .models import STAGES, Job, JobStatus
+from .config import ManagerConfig, ManagerHooks, NewJob
+from .errors import JobError, JobNotFound, ModelsUnavailable, QueueFull, ShuttingDown, StorageUnavailable
+from .manager import JobManager
+from .models import STAGES, Failure, Job, JobStatus, Progress
 from .pool import WorkerPool
-from .render import Renderer, RendererFactory, RenderRequest, RenderResult
+from .render import (
+    FaceChecker,
+    FaceCheckSource,
+    Renderer,
+    RendererFactory,
+    RenderOptions,
+    RenderRequest,
+    RenderResult,
+)
 from .store import JobStore
 
 __all__ = [
     "STAGES",
+    "FaceCheckSource",
+    "FaceChecker",
+    "Failure",
     "Job",
     "JobError",
     "JobManager",
@@ -20,13 +32,17 @@ __all__ = [
     "JobStatus",
     "JobStore",
     "ManagerConfig",
+    "ManagerHooks",
     "ModelsUnavailable",
     "NewJob",
+    "Progress",
     "QueueFull",
+    "RenderOptions",
     "RenderRequest",
     "RenderResult",
     "Renderer",
     "RendererFactory",
     "ShuttingDown",
+    "StorageUnavailable",
     "WorkerPool",
 ]

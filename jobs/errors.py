@@ -53,3 +53,13 @@ class PublishFailed(JobError):
     """The rendered video could not be stored (every upload try failed); the file is kept for retry-upload."""
 
     code = "storage_error"
+
+
+class StorageUnavailable(JobError):
+    """The output folder or the job database cannot be written (disk full, read-only): 503 + Retry-After."""
+
+    code = "storage_unavailable"
+
+    def __init__(self, message: str, retry_after_s: int):
+        super().__init__(message)
+        self.retry_after_s = retry_after_s

@@ -1,8 +1,9 @@
-"""The job manager: one per process. Owns the queue, job states and transitions, durability and recovery.
+"""The job manager: one per process. Owns the queue and every job status change, durability and recovery.
 
 Submissions are recorded in SQLite before they are acknowledged; one asyncio task per worker takes the oldest
-queued job and runs it through `jobs.runner`. Results are published and events emitted through callables
-that `api_app` injects, so this package imports neither storage nor webhooks.
+queued job, renders it with `jobs.runner.run_render` (which returns a typed outcome and touches no record)
+and applies the outcome here. Results are published and events emitted through callables that `api_app`
+injects, so this package imports neither storage nor webhooks. The state rules are in docs/service.md.
 """
 
 from __future__ import annotations
@@ -10,14 +11,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import shutil
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+from .config import ManagerConfig, ManagerHooks, NewJob
+from .durable import RecordKeeper
 from .errors import (
     IdempotencyConflict,
     JobNotFound,
@@ -25,106 +26,93 @@ from .errors import (
     ModelsUnavailable,
     QueueFull,
     ShuttingDown,
+    StorageUnavailable,
 )
-from .models import Job, JobStatus, empty_progress, new_job_id, stage_percent
+from .execution import ActiveRun, JobExecution
+from .models import Failure, Job, JobStatus, Progress, new_job_id, stage_percent
 from .pool import Worker, WorkerPool
-from .runner import ActiveRun, JobRunner
+from .probe import StorageProbe
+from .progress import ProgressTracker, StageSpeeds
+from .runner import CancelToken
 from .store import JobStore
 from .watchers import Watchers
+from .workdir import WorkDir
 
 log = logging.getLogger(__name__)
+STORAGE_RETRY_AFTER_S = 30  # Retry-After of a submission refused because storage cannot be written
 
-PublishFn = Callable[[Job, Path], Awaitable[dict[str, Any]]]  # stores the MP4 (retrying): key, url, storage, bytes
-VideoUrlFn = Callable[[Job], str | None]  # a succeeded job's current video URL (None: the stored/local one)
-DiscardFn = Callable[[Job], None]  # blocking: forgets a deleted job elsewhere (its stored video, webhooks)
-EventFn = Callable[[str, Job], Awaitable[None]]  # job.started, job.progress, job.succeeded, ...
-StageFn = Callable[[str, float], None]  # (stage, seconds spent in it), for metrics
-FinishFn = Callable[[Job], None]  # called once per job reaching a terminal state
+__all__ = ["ActiveRun", "JobManager", "ManagerConfig", "ManagerHooks", "NewJob"]
 
 
-@dataclass(frozen=True)
-class ManagerConfig:
-    work_dir: Path  # inputs/<job id>/ and renders/<job id>/ live here
-    max_queue: int = 100
-    job_timeout_s: float = 480.0
-    shutdown_grace_s: float = 30.0
-    retention_s: float = 0.0  # 0 keeps finished jobs forever
-    idempotency_ttl_s: float = 24 * 3600.0
-    max_attempts: int = 2  # a job that was running when the process died runs once more
-    progress_save_interval_s: float = 1.0  # progress is persisted at most this often (and at stage changes)
-    public_base_url: str | None = None
-    keep_inputs: bool = False  # keep inputs/<job id>/ after the job ends (removed with the job)
-    model_reload_s: float = 30.0  # a worker whose models were unavailable tries again this often; 0: never
-
-
-@dataclass
-class ManagerHooks:
-    publish: PublishFn | None = None
-    discard: DiscardFn | None = None
-    on_event: EventFn | None = None
-    on_stage: StageFn | None = None
-    on_finish: FinishFn | None = None
-    video_url: VideoUrlFn | None = None
-    poster_url: VideoUrlFn | None = None
-
-
-@dataclass
-class NewJob:
-    """A validated submission; `inputs` are files already under `manager.input_dir(id)`."""
-
-    id: str
-    owner: str
-    options: dict[str, Any]
-    inputs: dict[str, str]
-    metadata: dict[str, Any] = field(default_factory=dict)
-    webhook_url: str | None = None
-    webhook_events: list[str] = field(default_factory=list)
-    origin: str | None = None
-    idempotency_key: str | None = None
-    request_hash: str | None = None
-
-
-class JobManager:
+class JobManager(JobExecution):
     def __init__(self, store: JobStore, pool: WorkerPool, config: ManagerConfig, hooks: ManagerHooks | None = None):
         self.store, self.pool, self.config = store, pool, config
         self.hooks = hooks or ManagerHooks()
+        self.workdir = WorkDir(config.work_dir)
+        self.storage_probe = StorageProbe(self.workdir, store, config.min_free_bytes)
+        self.records = RecordKeeper(store, self.workdir, self.storage_probe, config.save_retry_s,
+                                    on_saved_again=self._saved_again)
+        self.speeds = StageSpeeds()
         self._queue: deque[str] = deque()
-        self._jobs: dict[str, Job] = {}  # queued and running jobs (live progress); the store has the rest
+        self._jobs: dict[str, Job] = {}  # queued, running and not-yet-saved jobs; the store has the rest
         self._active: dict[str, ActiveRun] = {}
         self._watchers = Watchers()
         self._wakeup = asyncio.Condition()
         self._tasks: list[asyncio.Task] = []
         self._uploads: set[asyncio.Task] = set()  # retry-upload runs
+        self._event_tasks: set[asyncio.Task] = set()
         self._closing = False
-        self._runner = JobRunner(self)
         self.avg_run_s = 30.0  # moving average of job run time, for Retry-After
 
     # --- life cycle
     async def start(self) -> None:
-        """Recovers unfinished jobs, starts the worker loops (models load in the background) and retention."""
+        """Recovers unfinished jobs, sweeps what interrupted work left, starts the worker loops (models load
+        in the background) and retention."""
         self.config.work_dir.mkdir(parents=True, exist_ok=True)
         for job in self.store.unfinished():
             await self._recover(job)
+        removed = self.workdir.sweep(self._inputs_in_use())
+        if removed:
+            log.info("recovery removed %d leftover file(s)/folder(s) of interrupted work", len(removed))
         self._tasks.append(asyncio.create_task(self.pool.start(), name="pool-start"))
         for worker in self.pool.workers:
             self._tasks.append(asyncio.create_task(self._worker_loop(worker), name=worker.name))
         if self.config.retention_s > 0:
             self._tasks.append(asyncio.create_task(self._retention_loop(), name="retention"))
 
+    def _inputs_in_use(self) -> set[str]:
+        """Input folders recovery keeps: queued jobs', and ended jobs' when inputs are kept."""
+        keep = set(self._jobs)
+        if self.config.keep_inputs:
+            keep |= {d.name for d in (self.config.work_dir / "inputs").glob("job_*") if self.store.get(d.name)}
+        return keep
+
     async def _recover(self, job: Job) -> None:
+        slot = self.workdir.read_slot(job.id)
+        if slot is not None:  # it ended, but its final state could not be saved then: apply it, never re-run
+            job.status = JobStatus(slot["status"])
+            job.error = Failure(**slot["error"]) if slot.get("error") else None
+            job.result, job.unpublished = slot.get("result"), slot.get("unpublished")
+            job.finished_at, job.updated_at = slot.get("finished_at"), slot.get("updated_at") or time.time()
+            log.warning("job %s: applying the %s state recorded while its save failed", job.id, job.status.value,
+                        extra={"job_id": job.id})
+            if not self.records.save(job):
+                self._jobs[job.id] = job
+            return
+        self.workdir.close_slot(job.id)
         if job.status is JobStatus.RUNNING and job.unpublished:  # stopped during a retry-upload
             await self.finish(job, JobStatus.FAILED, self._upload_cut_short(job))
             return
         if job.status is JobStatus.RUNNING:
             if job.attempts >= self.config.max_attempts:
                 message = f"the service stopped while this job was running ({job.attempts} attempts)"
-                await self.finish(job, JobStatus.FAILED, {"code": "interrupted", "message": message})
+                await self.finish(job, JobStatus.FAILED, Failure("interrupted", message))
                 return
-            log.warning("job %s was running when the service stopped; running it again", job.id)
-            job.status, job.started_at = JobStatus.QUEUED, None
-            job.progress = empty_progress()
+            log.warning("job %s was running when the service stopped; running it again (attempt %d of %d)",
+                        job.id, job.attempts + 1, self.config.max_attempts, extra={"job_id": job.id})
+            job.status, job.started_at, job.progress = JobStatus.QUEUED, None, Progress()
             job.touch()
-            self.store.save(job)
+            self.records.save(job)
         self._jobs[job.id] = job
         self._queue.append(job.id)
 
@@ -140,18 +128,19 @@ class JobManager:
         while self._active and loop.time() < deadline:  # a run leaves _active once published and recorded
             await asyncio.sleep(0.05)
         for job_id, run in list(self._active.items()):
-            run.request_stop("shutdown")
+            run.cancel.request_stop("shutdown")
             job = self._jobs.get(job_id)
             if job is not None and not job.status.is_terminal():
                 message = f"the service shut down before the job finished (grace {self.config.shutdown_grace_s:g} s)"
-                error = {"code": "interrupted", "message": message}
-                if run.stage == "upload":  # rendered: the video is kept (the publish step moves it) for retry-upload
+                error = Failure("interrupted", message)
+                if run.tracker.stage == "upload":  # rendered: the video is kept (the publish step moves it)
                     error = self._upload_cut_short(job)
                 await self.finish(job, JobStatus.FAILED, error)
         tasks = [*self._tasks, *self._uploads]
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        await self.records.close()
         self.pool.close()
 
     @property
@@ -162,24 +151,30 @@ class JobManager:
         loops = [t for t in self._tasks if t.get_name().startswith("worker-")]
         return bool(loops) and any(not t.done() for t in loops)
 
-    # --- submissions and queries
+    # --- paths
     def input_dir(self, job_id: str) -> Path:
-        return self.config.work_dir / "inputs" / job_id
+        return self.workdir.input_dir(job_id)
 
     def render_dir(self, job_id: str) -> Path:
-        return self.config.work_dir / "renders" / job_id
+        return self.workdir.render_dir(job_id)
 
     def unpublished_path(self, job_id: str) -> Path:
-        """Where a rendered MP4 whose upload failed is kept until retry-upload stores it."""
-        return self.config.work_dir / "unpublished" / f"{job_id}.mp4"
+        return self.workdir.unpublished_path(job_id)
 
-    def _upload_cut_short(self, job: Job) -> dict[str, str]:
-        return {"code": "storage_error", "message": "the service stopped during the upload; the video is kept: "
-                f"POST /v1/jobs/{job.id}/retry-upload stores it"}
+    def _upload_cut_short(self, job: Job) -> Failure:
+        return Failure("storage_error", "the service stopped during the upload; the video is kept: "
+                       f"POST /v1/jobs/{job.id}/retry-upload stores it")
 
     @staticmethod
     def new_id() -> str:
         return new_job_id()
+
+    # --- submissions and queries
+    def check_storage(self) -> None:
+        """StorageUnavailable when the output folder or the job database cannot be written (cached probe)."""
+        problem = self.storage_probe.problem()
+        if problem is not None:
+            raise StorageUnavailable(f"the service cannot store jobs right now: {problem}", STORAGE_RETRY_AFTER_S)
 
     def check_accepting(self) -> None:
         """Raises the error a submission would get right now (before any upload is read)."""
@@ -188,6 +183,7 @@ class JobManager:
         failure = self.pool.failure()
         if failure:
             raise ModelsUnavailable(failure["message"])
+        self.check_storage()
         if len(self._queue) >= self.config.max_queue:
             raise QueueFull(f"the queue is full ({self.config.max_queue} jobs waiting)", self.retry_after_s())
 
@@ -206,7 +202,8 @@ class JobManager:
         return self._jobs.get(job_id) or self.store.get(job_id)
 
     async def submit(self, new: NewJob) -> tuple[Job, bool]:
-        """Records and queues a job; returns (job, replayed). A replayed key returns the earlier job."""
+        """Records and queues a job; returns (job, replayed). A replayed key returns the earlier job.
+        Nothing is queued when the record cannot be saved (StorageUnavailable)."""
         if new.idempotency_key and new.request_hash:
             earlier = self.replay(new.owner, new.idempotency_key, new.request_hash)
             if earlier is not None:
@@ -214,9 +211,16 @@ class JobManager:
         self.check_accepting()
         job = Job(id=new.id, owner=new.owner, options=new.options, inputs=new.inputs, metadata=new.metadata,
                   webhook_url=new.webhook_url, webhook_events=new.webhook_events, origin=new.origin)
-        self.store.save(job)
-        if new.idempotency_key and new.request_hash:
-            self.store.remember_key(new.owner, new.idempotency_key, new.request_hash, job.id)
+        try:
+            self.store.save(job)
+            if new.idempotency_key and new.request_hash:
+                self.store.remember_key(new.owner, new.idempotency_key, new.request_hash, job.id)
+        except Exception as e:
+            with contextlib.suppress(Exception):
+                self.store.delete(job.id)
+            self.storage_probe.report(f"the job database could not be written: {e}")
+            raise StorageUnavailable(f"the job could not be recorded ({e}); nothing was queued",
+                                     STORAGE_RETRY_AFTER_S) from e
         self._jobs[job.id] = job
         self._queue.append(job.id)
         log.info("job %s queued (position %d)", job.id, len(self._queue), extra={"job_id": job.id})
@@ -233,9 +237,15 @@ class JobManager:
 
     def list(self, owner: str, *, status: JobStatus | None = None, limit: int = 20,
              after: str | None = None) -> list[Job]:
+        """Newest first. The live record wins over the stored one, so a job whose last save failed is listed
+        under the status it has now (not the one the database still holds)."""
         before = self.get(after, owner) if after else None
-        jobs = self.store.list(owner, status=status, limit=limit, before=before)
-        return [self._jobs.get(job.id, job) for job in jobs]
+        stored = self.store.list(owner, status=status, limit=limit, before=before)
+        jobs = {job.id: self._jobs.get(job.id, job) for job in stored}
+        jobs.update({job.id: job for job in self.records.unsaved.values() if job.owner == owner})
+        order = sorted(jobs.values(), key=lambda job: (job.created_at, job.id), reverse=True)
+        return [job for job in order if (status is None or job.status is status)
+                and (before is None or (job.created_at, job.id) < (before.created_at, before.id))][:limit]
 
     def queue_position(self, job_id: str) -> int | None:
         """1 for the next job to start; None when the job is not queued."""
@@ -257,7 +267,7 @@ class JobManager:
 
     # --- retry-upload
     def can_retry_upload(self, job: Job) -> bool:
-        return (job.status is JobStatus.FAILED and (job.error or {}).get("code") == "storage_error"
+        return (job.status is JobStatus.FAILED and job.error is not None and job.error.code == "storage_error"
                 and bool(job.unpublished) and Path(job.unpublished or "").is_file())
 
     async def retry_upload(self, job_id: str, owner: str | None = None) -> Job:
@@ -265,18 +275,20 @@ class JobManager:
         job = self.get(job_id, owner)
         if not self.can_retry_upload(job):
             raise JobNotRetryable(f"job {job_id} is {job.status.value}"
-                                  f"{' (' + job.error['code'] + ')' if job.error else ''}: only a job that failed "
+                                  f"{' (' + job.error.code + ')' if job.error else ''}: only a job that failed "
                                   "with storage_error and still has its rendered video can retry the upload")
         if self._closing:
             raise ShuttingDown("the service is shutting down; retry on another instance")
+        run = ActiveRun(CancelToken(), ProgressTracker(self.speeds, ("upload",)))
         job.status, job.error, job.finished_at = JobStatus.RUNNING, None, None
-        job.progress = {**empty_progress(), "stage": "upload", "percent": stage_percent("upload", 0, 1)}
+        job.progress = Progress(stage="upload", percent=stage_percent("upload", 0, 1))
+        run.tracker.progress = job.progress
         job.touch()
-        self.store.save(job)
+        self.records.save(job)
         self._jobs[job.id] = job
         log.info("job %s: retrying its upload", job.id, extra={"job_id": job.id})
         self.notify(job)
-        task = asyncio.create_task(self._runner.republish(job), name=f"upload-{job.id}")
+        task = asyncio.create_task(self._republish(job, run), name=f"upload-{job.id}")
         self._uploads.add(task)
         task.add_done_callback(self._uploads.discard)
         return job
@@ -289,9 +301,9 @@ class JobManager:
             with contextlib.suppress(ValueError):
                 self._queue.remove(job_id)
             self._queue_moved()
-            await self.finish(job, JobStatus.CANCELED, {"code": "canceled", "message": "canceled by the client"})
+            await self.finish(job, JobStatus.CANCELED, Failure("canceled", "canceled by the client"))
         elif job.status is JobStatus.RUNNING and job_id in self._active:
-            self._active[job_id].request_stop("canceled")
+            self._active[job_id].cancel.request_stop("canceled")
             log.info("job %s cancel requested", job_id, extra={"job_id": job_id})
         return job
 
@@ -302,22 +314,20 @@ class JobManager:
             self._queue.remove(job_id)
             self._queue_moved()
         if job_id in self._active:
-            self._active[job_id].request_stop("deleted")
+            self._active[job_id].cancel.request_stop("deleted")
         if not job.status.is_terminal():
             job.status, job.finished_at = JobStatus.CANCELED, time.time()
-            job.error = {"code": "canceled", "message": "the job was deleted"}
+            job.error = Failure("canceled", "the job was deleted")
             self.notify(job)
         self._jobs.pop(job_id, None)
+        self.records.forget(job_id)
         self.store.delete(job_id)
         await asyncio.to_thread(self.remove_files, job)
         log.info("job %s deleted", job_id, extra={"job_id": job_id})
 
     def remove_files(self, job: Job) -> None:
         """Deletes the job's inputs, render folder (unless it is rendering) and stored video."""
-        shutil.rmtree(self.input_dir(job.id), ignore_errors=True)
-        if job.id not in self._active:
-            shutil.rmtree(self.render_dir(job.id), ignore_errors=True)
-        self.unpublished_path(job.id).unlink(missing_ok=True)
+        self.workdir.remove_job_files(job.id, rendering=job.id in self._active)
         discard = self.hooks.discard or self._discard_local
         try:
             discard(job)
@@ -325,28 +335,59 @@ class JobManager:
             log.warning("job %s: could not discard its stored video: %s", job.id, e)
 
     def _discard_local(self, job: Job) -> None:
-        """Without a storage hook, videos live in <work dir>/videos (see JobRunner._keep_locally)."""
+        """Without a storage hook, videos live in <work dir>/videos (see WorkDir.keep_locally)."""
         if job.result and job.result.get("key"):
             path = Path(job.result["key"])
             if path.parent == self.config.work_dir / "videos":
                 path.unlink(missing_ok=True)
 
-    # --- state changes (also used by the runner)
-    async def finish(self, job: Job, status: JobStatus, error: dict[str, str] | None = None) -> None:
-        """Moves a job to a terminal state, persists it, frees its inputs and emits the event."""
+    # --- state changes: the only place a job's status is set
+    async def _start_running(self, job: Job, run: ActiveRun) -> bool:
+        """queued -> running, saved with its outcome slot; False (job back at the queue's head) when storage
+        cannot take it."""
+        job.status, job.started_at, job.error = JobStatus.RUNNING, time.time(), None
+        job.attempts += 1
+        job.progress = run.tracker.progress
+        job.touch()
+        try:
+            await asyncio.to_thread(self.workdir.open_slot, job.id)
+            self.store.save(job)
+        except Exception as e:
+            job.status, job.started_at, job.attempts, job.progress = JobStatus.QUEUED, None, job.attempts - 1, Progress()
+            self.workdir.close_slot(job.id)
+            self.storage_probe.report(f"a job could not be started: {e}")
+            self._queue.appendleft(job.id)
+            log.error("job %s: cannot start while storage cannot be written (%s); it stays queued", job.id, e,
+                      extra={"job_id": job.id})
+            return False
+        self._active[job.id] = run
+        log.info("job %s running (attempt %d)", job.id, job.attempts, extra={"job_id": job.id})
+        self.notify(job)
+        await self.emit("job.started", job)
+        return True
+
+    async def finish(self, job: Job, status: JobStatus, error: Failure | None = None) -> None:
+        """Moves a job to a terminal state, persists it (see RecordKeeper when that fails), frees its inputs
+        and emits the event."""
         job.status, job.error = status, error
         job.finished_at = time.time()
         job.touch()
-        self.store.save(job)
-        self._jobs.pop(job.id, None)
-        log.info("job %s %s%s", job.id, status.value, f" ({error['code']})" if error else "",
-                 extra={"job_id": job.id})
+        if self.records.save(job):
+            self._jobs.pop(job.id, None)
+        else:
+            self._jobs[job.id] = job  # reads answer from memory until the retried save goes through
+        log.info("job %s %s%s", job.id, status.value, f" ({error.code})" if error else "", extra={"job_id": job.id})
         if self.hooks.on_finish is not None:
             self.hooks.on_finish(job)
         if not self.config.keep_inputs:  # before watchers hear of the end: a finished job holds no inputs
-            await asyncio.to_thread(shutil.rmtree, self.input_dir(job.id), True)
+            await asyncio.to_thread(self.workdir.remove_job_inputs, job.id)
         self.notify(job)
         await self.emit(f"job.{status.value}", job)
+
+    def _saved_again(self, job: Job) -> None:
+        """A finished job whose save had failed is in the store now: reads no longer need the live record."""
+        if job.status.is_terminal():
+            self._jobs.pop(job.id, None)
 
     def _queue_moved(self) -> None:
         """Queued jobs with watchers hear of their new position (the job records themselves did not change)."""
@@ -398,17 +439,11 @@ class JobManager:
         while (job := await self._next_job()) is not None:
             worker.job_id = job.id
             try:
-                await self._runner.run(worker, job)
+                await self._run_job(worker, job)
             except Exception:  # the loop must survive anything one job does
                 log.exception("job %s: unexpected error in the worker loop", job.id, extra={"job_id": job.id})
             finally:
                 worker.job_id = None
-
-    def track(self, job: Job, run: ActiveRun | None) -> None:
-        if run is None:
-            self._active.pop(job.id, None)
-        else:
-            self._active[job.id] = run
 
     async def purge_expired(self) -> int:
         """Removes finished jobs older than the retention period with their files; returns how many."""

@@ -1,13 +1,16 @@
-"""Job states, the job record and its public JSON form (CONTRACTS.md, "Job JSON")."""
+"""Job states, the job record with its typed parts (options, progress, failure) and its public JSON form
+(CONTRACTS.md, "Job JSON")."""
 
 from __future__ import annotations
 
 import secrets
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from enum import Enum
 from typing import Any
+
+from .render import RenderOptions
 
 # Render stages in order, with the share of the overall percent each one covers (sums to 100).
 STAGES = ("preprocess", "audio_to_coeff", "render", "enhance", "encode", "upload")
@@ -43,8 +46,23 @@ def stage_percent(stage: str, done: int, total: int) -> float:
     return round(before + STAGE_WEIGHTS[stage] * fraction, 2)
 
 
-def empty_progress() -> dict[str, Any]:
-    return {"stage": None, "percent": 0.0, "frames_done": None, "frames_total": None, "eta_s": None}
+@dataclass
+class Progress:
+    """Where a running job is; `eta_s` is None while it cannot be measured yet (see jobs.progress)."""
+
+    stage: str | None = None
+    percent: float = 0.0
+    frames_done: int | None = None
+    frames_total: int | None = None
+    eta_s: float | None = None
+
+
+@dataclass(frozen=True)
+class Failure:
+    """Why a job failed or was canceled: a stable `code` clients branch on and a human message."""
+
+    code: str
+    message: str
 
 
 @dataclass
@@ -53,25 +71,35 @@ class Job:
 
     id: str
     owner: str  # a hash of the API key that created it
-    options: dict[str, Any]
+    options: RenderOptions
     inputs: dict[str, str]
     status: JobStatus = JobStatus.QUEUED
     created_at: float = field(default_factory=time.time)
     started_at: float | None = None
     finished_at: float | None = None
     updated_at: float = field(default_factory=time.time)
-    progress: dict[str, Any] = field(default_factory=empty_progress)
+    progress: Progress = field(default_factory=Progress)
     metadata: dict[str, Any] = field(default_factory=dict)
     webhook_url: str | None = None
     webhook_events: list[str] = field(default_factory=list)
     result: dict[str, Any] | None = None  # + "key" and "url" of the stored video
-    error: dict[str, str] | None = None
+    error: Failure | None = None
     attempts: int = 0
     origin: str | None = None  # base URL of the request that created it (for links in webhooks)
     unpublished: str | None = None  # the rendered MP4 kept on disk after its upload failed (retry-upload)
 
     def touch(self) -> None:
         self.updated_at = time.time()
+
+    @classmethod
+    def from_record(cls, fields: dict[str, Any]) -> Job:
+        """The inverse of `dataclasses.asdict(job)` (how the store keeps it)."""
+        fields = dict(fields)
+        fields["status"] = JobStatus(fields["status"])
+        fields["options"] = RenderOptions.from_record(fields.get("options") or {})
+        fields["progress"] = Progress(**(fields.get("progress") or {}))
+        fields["error"] = Failure(**fields["error"]) if fields.get("error") else None
+        return cls(**fields)
 
     def to_json(self, base_url: str | None = None, queue_position: int | None = None,
                 video_url: str | None = None, poster_url: str | None = None) -> dict[str, Any]:
@@ -88,13 +116,14 @@ class Job:
             "started_at": iso(self.started_at),
             "finished_at": iso(self.finished_at),
             "updated_at": iso(self.updated_at),
-            "progress": dict(self.progress),
+            "progress": asdict(self.progress),
             "queue_position": queue_position if self.status is JobStatus.QUEUED else None,
-            "options": dict(self.options),
+            "attempts": self.attempts,  # 2: it was running when the service stopped, and ran again
+            "options": asdict(self.options),
             "metadata": self.metadata,
             "webhook_url": self.webhook_url,
             "result": self._result_json(video_url or base + path + "/video", poster_url),
-            "error": self.error,
+            "error": asdict(self.error) if self.error else None,
             "links": {
                 "self": base + path,
                 "video": base + path + "/video",

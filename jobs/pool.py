@@ -1,7 +1,9 @@
 """The warm worker pool: one renderer per worker, loaded once at start-up, each with its own thread.
 
 A worker's thread is where its renderer is built and every render runs, so the GPU state of one worker is
-only ever touched by one thread and the event loop never blocks on a render.
+only ever touched by one thread and the event loop never blocks on a render. The face check before a job is
+queued never uses a worker's models: the first loaded renderer builds a separate checker (its own detector,
+`FaceCheckSource.face_checker`) on the pool's face-check thread, where every check then runs.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
-from .render import FaceChecker, Renderer, RendererFactory
+from .render import FaceChecker, FaceCheckSource, Renderer, RendererFactory
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -47,10 +49,15 @@ class WorkerPool:
             Worker(f"worker-{i}", device, ThreadPoolExecutor(1, thread_name_prefix=f"render-{i}"))
             for i, device in enumerate(devices)
         ]
+        self._check_executor = ThreadPoolExecutor(1, thread_name_prefix="face-check")
+        self._checker: FaceChecker | None = None
+        self._checker_building: asyncio.Task | None = None
 
     async def start(self) -> None:
-        """Loads every worker's renderer concurrently; failures are recorded, not raised."""
+        """Loads every worker's renderer concurrently (failures are recorded, not raised), then builds the face
+        checker so the first submission does not wait for it."""
         await asyncio.gather(*(self._load(worker) for worker in self.workers))
+        await self._face_checker()
 
     async def _load(self, worker: Worker, previous_error: dict[str, str] | None = None) -> None:
         loop = asyncio.get_running_loop()
@@ -98,13 +105,33 @@ class WorkerPool:
         return await asyncio.get_running_loop().run_in_executor(worker.executor, fn, *args)
 
     async def check_face(self, image_path: Path) -> dict[str, Any] | None:
-        """Runs the first ready renderer's face check off the event loop; None when none can check yet."""
-        for worker in self.workers:
-            if worker.state == "ready" and isinstance(worker.renderer, FaceChecker):
-                return await asyncio.to_thread(worker.renderer.check_face, image_path)
-        return None
+        """The face check on the pool's face-check thread; None when no checker can be built yet."""
+        checker = await self._face_checker()
+        if checker is None:
+            return None
+        return await asyncio.get_running_loop().run_in_executor(self._check_executor, checker.check_face, image_path)
+
+    async def _face_checker(self) -> FaceChecker | None:
+        """Built once, on the face-check thread, from the first ready renderer that can make one."""
+        if self._checker is not None:
+            return self._checker
+        source = next((w.renderer for w in self.workers
+                       if w.state == "ready" and isinstance(w.renderer, FaceCheckSource)), None)
+        if source is None:
+            return None
+        if self._checker_building is None or self._checker_building.done() and self._checker is None:
+            loop = asyncio.get_running_loop()
+            self._checker_building = asyncio.ensure_future(loop.run_in_executor(self._check_executor,
+                                                                                source.face_checker))
+        try:
+            self._checker = await asyncio.shield(self._checker_building)
+        except Exception as e:  # the render still checks the face; submissions go on without the early check
+            log.warning("the face checker could not be built: %s", e)
+            return None
+        return self._checker
 
     def close(self) -> None:
+        self._check_executor.shutdown(wait=False, cancel_futures=True)
         for worker in self.workers:
             worker.state = "stopped"
             worker.executor.shutdown(wait=False, cancel_futures=True)

@@ -35,13 +35,13 @@ CREATE TABLE IF NOT EXISTS idempotency_keys (
     created_at REAL NOT NULL,
     PRIMARY KEY (owner, key)
 );
+CREATE TABLE IF NOT EXISTS health (id INTEGER PRIMARY KEY, at REAL NOT NULL);
 """
 
 
 def _job_from_row(data: str) -> Job:
     fields: dict[str, Any] = json.loads(data)
-    fields["status"] = JobStatus(fields["status"])
-    return Job(**fields)
+    return Job.from_record(fields)
 
 
 class JobStore:
@@ -74,6 +74,10 @@ class JobStore:
             "data=excluded.data",
             (job.id, job.owner, job.status.value, job.created_at, job.finished_at, json.dumps(data)),
         )
+
+    def probe(self) -> None:
+        """One small write; raises sqlite3.Error when the database cannot be written (disk full, read-only)."""
+        self._query("INSERT OR REPLACE INTO health (id, at) VALUES (1, ?)", (time.time(),))
 
     def get(self, job_id: str) -> Job | None:
         rows = self._query("SELECT data FROM jobs WHERE id = ?", (job_id,))

@@ -20,8 +20,7 @@ def describe(job: Job) -> str:
     text = p.stage or "running"
     if p.frames_total:
         text += f" {p.frames_done or 0}/{p.frames_total} frames"
-    if p.eta_s is not None:
-        text += f", ETA {p.eta_s:.0f} s"
+    text += f", ETA {p.eta_s:.0f} s" if p.eta_s is not None else ", ETA unknown"  # not measurable yet
     return text
 
 

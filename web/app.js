@@ -181,7 +181,7 @@ function progressDetails(job) {
   const p = job.progress || {};
   const parts = [];
   if (p.frames_total) parts.push(`${p.frames_done || 0} of ${p.frames_total} frames`);
-  if (p.eta_s != null && job.status === "running") parts.push(`about ${Math.ceil(p.eta_s)} s left`);
+  if (job.status === "running") parts.push(p.eta_s != null ? `about ${Math.ceil(p.eta_s)} s left` : "time left unknown");
   if (job.error) parts.push(`${job.error.code}: ${job.error.message}`);
   return parts.join(" · ");
 }

@@ -54,7 +54,7 @@ async def test_reference_videos_reach_the_renderer(settings, factory, face_jpg, 
                  "ref_pose": ("pose.mp4", video.read_bytes())}
         job = (await client.post("/v1/jobs", files=files)).json()
         assert (await wait_status(client, job["id"], ("succeeded", "failed")))["status"] == "succeeded"
-        options = factory.requests[0].options
-        assert options["ref_pose"].name == "ref_pose.upload" and options["ref_eyeblink"] is None
+        request = factory.requests[0]
+        assert request.ref_pose.name == "ref_pose.upload" and request.ref_eyeblink is None
         bad = await client.post("/v1/jobs", files={**files, "ref_pose": ("pose.mp4", b"not a video")})
         assert bad.status_code == 422 and bad.json()["error"]["code"] == "invalid_video"

@@ -115,11 +115,14 @@ def test_progress_bar_on_a_terminal():
     with ProgressReporter(screen) as reporter:
         reporter.update(Job.from_dict({**base, "status": "queued", "queue_position": 2}))
         reporter.update(Job.from_dict({**base, "status": "running", "progress": {
+            "stage": "render", "percent": 40.0, "frames_done": 0, "frames_total": 130, "eta_s": None}}))
+        reporter.update(Job.from_dict({**base, "status": "running", "progress": {
             "stage": "render", "percent": 44.0, "frames_done": 52, "frames_total": 130, "eta_s": 3.2}}))
         reporter.update(Job.from_dict({**base, "status": "succeeded", "progress": {"stage": "upload",
                                                                                    "percent": 100.0}}))
     text = screen.getvalue()
     assert "queued (position 2)" in text and "render 52/130 frames, ETA 3 s" in text
+    assert "render 0/130 frames, ETA unknown" in text
     assert " 44%" in text and "100%" in text
 
 

@@ -100,9 +100,34 @@ def test_retry_helper_does_not_retry_config_errors(tmp_path: Path, video_file: P
 
 
 def test_base_class_defaults(tmp_path: Path) -> None:
-    storage: Storage = LocalStorage(tmp_path)
-    storage.check()
-    storage.close()
+    """A backend that implements only the abstract methods inherits: no local file, a passing check, a no-op
+    close (and it cannot be built without them)."""
+
+    class Minimal(Storage):
+        name = "minimal"
+
+        def put_file(self, path, key, content_type="video/mp4") -> StoredObject:
+            raise StorageError("not used")
+
+        def url(self, key, expires_s=None) -> str | None:
+            return None
+
+        def exists(self, key) -> bool:
+            return False
+
+        def delete(self, key) -> None:
+            return None
+
+    storage = Minimal()
+    assert storage.local_path("v.mp4") is None
+    assert storage.check() is None and storage.close() is None
+    assert LocalStorage(tmp_path).local_path("v.mp4") is not None, "LocalStorage overrides local_path"
+
+    class Incomplete(Storage):
+        name = "incomplete"
+
+    with pytest.raises(TypeError, match="abstract"):
+        Incomplete()  # type: ignore[abstract]
 
 
 async def test_async_retry_helper_retries_and_can_be_cancelled(tmp_path: Path, video_file: Path) -> None:

@@ -1,8 +1,10 @@
 """A scripted renderer for service tests: the jobs Renderer protocol without the model.
 
 It reports the real stages, renders in batches honouring cancel at each batch boundary, can be held at a
-batch boundary, fails with a given code on request, checks faces with dlib on the real photo, and writes a
-real H.264 + AAC MP4 (ffmpeg) so downloads are real videos.
+batch boundary, fails with a given code on request, checks faces with dlib on the real photo (through its own
+face checker, as the production renderer), and writes a real H.264 + AAC MP4 (ffmpeg) so downloads are real
+videos. Every renderer and checker records the threads that used it (`FakeFactory.threads`), so tests can
+prove that no model object is ever touched by two threads.
 """
 
 from __future__ import annotations
@@ -51,6 +53,7 @@ class FakeFactory:
     started: list[str] = field(default_factory=list)  # job ids, in start order
     canceled: list[str] = field(default_factory=list)
     requests: list[RenderRequest] = field(default_factory=list)  # every render request, in order
+    threads: dict[int, set[int]] = field(default_factory=dict)  # id(renderer or checker) -> thread idents
     _template: Path | None = None
 
     def __post_init__(self) -> None:
@@ -82,12 +85,20 @@ def write_video(audio: Path, out: Path, size: int, frames: int) -> None:
     ], check=True, capture_output=True)
 
 
-class FakeRenderer:
+def _used_by_this_thread(factory: FakeFactory, model: object) -> None:
+    factory.threads.setdefault(id(model), set()).add(threading.get_ident())
+
+
+class FakeFaceChecker:
     def __init__(self, factory: FakeFactory):
         self.factory = factory
-        self.script = factory.script
+
+    @property
+    def script(self) -> Script:
+        return self.factory.script
 
     def check_face(self, image_path: Path) -> dict[str, Any]:
+        _used_by_this_thread(self.factory, self)
         if not self.script.check_faces:
             return {"detector": "none"}
         import cv2
@@ -108,6 +119,15 @@ class FakeRenderer:
         r = max(rects, key=lambda rect: rect.area())
         return {"box": [r.left(), r.top(), r.right(), r.bottom()], "detector": "dlib", "faces": len(rects)}
 
+
+class FakeRenderer:
+    def __init__(self, factory: FakeFactory):
+        self.factory = factory
+        self.script = factory.script
+
+    def face_checker(self) -> FakeFaceChecker:
+        return FakeFaceChecker(self.factory)
+
     def _boundary(self, should_cancel) -> None:
         while not self.factory.hold.wait(0.01):
             if should_cancel() and not self.script.ignore_cancel:
@@ -116,6 +136,7 @@ class FakeRenderer:
             raise FakeRenderError("canceled", "generation canceled")
 
     def render(self, request: RenderRequest, progress, should_cancel) -> RenderResult:
+        _used_by_this_thread(self.factory, self)
         self.factory.requests.append(request)
         self.factory.started.append(request.job_id)
         try:
@@ -131,7 +152,7 @@ class FakeRenderer:
             progress(stage, 0, 1)
             self._boundary(should_cancel)
             progress(stage, 1, 1)
-        batch = int(request.options.get("batch_size", 2))
+        batch = request.options.batch_size
         for done in range(0, total, batch):
             self._boundary(should_cancel)
             if script.fail_code:
@@ -140,11 +161,11 @@ class FakeRenderer:
                 time.sleep(script.batch_s)
             progress("render", min(done + batch, total), total)
         progress("encode", 0, 1)
-        size = int(request.options.get("size", 256))
+        size = request.options.size
         self._write(request.audio_path, request.output_path, size, total)
         progress("encode", 1, 1)
         return RenderResult(request.output_path, total / FPS, total, size, size,
-                            {"face_detector": "dlib", "seed": request.options.get("seed") or 0})
+                            {"face_detector": "dlib", "seed": request.options.seed or 0})
 
     def _write(self, audio: Path, out: Path, size: int, frames: int) -> None:
         # One real encode per renderer; later jobs copy it (the API's cost is what the tests measure).
