@@ -22,11 +22,12 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 import urlguard
 from api import deliveries, events, health, jobs_routes, legacy, preflight, web
 from api.deps import Services
-from api.errors import ApiError, error_body
+from api.errors import ERROR_STATUS, HTTP_CODES, ApiError, error_body
 from api.health import StorageCheck
-from api.inputs import InputLimits, InputReader
+from api.inputs import MULTIPART_OVERHEAD_BYTES, InputLimits, InputReader
 from api.logs import configure_logging
 from api.metrics import Metrics
+from api.middleware import BodyLimits, RequestMiddleware
 from api.renderer import pipeline_renderer_factory, resolve_devices
 from api.video_urls import VideoUrls
 from jobs import Job, JobManager, JobStore, ManagerConfig, RendererFactory, WorkerPool
@@ -35,21 +36,6 @@ from jobs.manager import ManagerHooks
 from settings import Settings
 
 log = logging.getLogger("api_app")
-
-# Every error code of ours -> HTTP status. Codes not listed (a renderer's own) answer 500.
-ERROR_STATUS = {
-    "unauthorized": 401, "not_found": 404, "method_not_allowed": 405,
-    "validation_error": 422, "unknown_field": 422, "invalid_image": 422, "invalid_audio": 422,
-    "invalid_video": 422, "audio_too_long": 422, "no_face_detected": 422, "url_not_allowed": 422,
-    "fetch_failed": 422, "payload_too_large": 413, "unsupported_media_type": 415,
-    "idempotency_conflict": 409, "job_not_finished": 409, "job_not_retryable": 409, "canceled": 409,
-    "queue_full": 429,
-    "models_unavailable": 503, "not_ready": 503, "shutting_down": 503, "interrupted": 503,
-    "timeout": 504, "storage_error": 502,
-}
-HTTP_CODES = {401: "unauthorized", 404: "not_found", 405: "method_not_allowed", 413: "payload_too_large",
-              415: "unsupported_media_type", 422: "validation_error"}
-
 
 def create_app(settings: Settings | None = None, *, renderer_factory: RendererFactory | None = None) -> FastAPI:
     """The ASGI app. `renderer_factory` defaults to the SadTalker pipeline (loaded once per worker)."""
@@ -69,6 +55,8 @@ def create_app(settings: Settings | None = None, *, renderer_factory: RendererFa
         lifespan=lifespan,
     )
     install_error_handlers(app)
+    app.add_middleware(RequestMiddleware, router=app.router, limits=body_limits(settings),
+                       metrics=lambda: getattr(getattr(app.state, "services", None), "metrics", None))
     for router in (health.router, jobs_routes.router, legacy.router):
         app.include_router(router)
     app.include_router(events.router)
@@ -76,6 +64,13 @@ def create_app(settings: Settings | None = None, *, renderer_factory: RendererFa
     app.include_router(preflight.router)
     app.include_router(web.router)
     return app
+
+
+def body_limits(settings: Settings) -> BodyLimits:
+    """The cap on any request body: every file part at its limit plus the text fields and part headers."""
+    files = settings.sadtalker_max_image_bytes + settings.sadtalker_max_audio_bytes + 2 * settings.sadtalker_max_video_bytes
+    return BodyLimits(files + MULTIPART_OVERHEAD_BYTES, settings.sadtalker_body_idle_timeout_s,
+                      settings.sadtalker_body_timeout_s)
 
 
 async def build_services(settings: Settings, renderer_factory: RendererFactory | None,

@@ -1,12 +1,34 @@
-"""The one error type routes raise; `api_app` turns it (and every domain error with a `code`) into JSON."""
+"""The one error type routes raise, the error envelope, and the registry of every error code of ours with its
+HTTP status (`api_app` turns ApiError and every domain error with a `code` into the envelope)."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from .logs import REQUEST_ID
+
+# Every error code of ours -> HTTP status. Codes not listed (a renderer's own) answer 500.
+ERROR_STATUS = {
+    "unauthorized": 401, "not_found": 404, "method_not_allowed": 405,
+    "validation_error": 422, "unknown_field": 422, "invalid_image": 422, "invalid_audio": 422,
+    "invalid_video": 422, "audio_too_long": 422, "no_face_detected": 422, "url_not_allowed": 422,
+    "fetch_failed": 422, "payload_too_large": 413, "unsupported_media_type": 415,
+    "idempotency_conflict": 409, "job_not_finished": 409, "job_not_retryable": 409, "canceled": 409,
+    "queue_full": 429,
+    "models_unavailable": 503, "not_ready": 503, "shutting_down": 503, "interrupted": 503,
+    "timeout": 504, "storage_error": 502,
+    # hardening (issue 13)
+    "bad_request": 400, "request_timeout": 408, "range_not_satisfiable": 416, "capability_unavailable": 422,
+    "silent_audio": 422, "internal_error": 500,
+}
+# A bare HTTP status raised by the framework -> our code.
+HTTP_CODES = {400: "bad_request", 401: "unauthorized", 404: "not_found", 405: "method_not_allowed",
+              408: "request_timeout", 413: "payload_too_large", 415: "unsupported_media_type",
+              416: "range_not_satisfiable", 422: "validation_error"}
+
 
 class ApiError(Exception):
-    """An error with a stable `code`; the HTTP status comes from api_app's table of codes."""
+    """An error with a stable `code`; the HTTP status comes from ERROR_STATUS."""
 
     def __init__(self, code: str, message: str, *, headers: dict[str, str] | None = None):
         super().__init__(message)
@@ -16,4 +38,5 @@ class ApiError(Exception):
 
 
 def error_body(code: str, message: str, **extra: Any) -> dict[str, Any]:
-    return {"error": {"code": code, "message": message, **extra}}
+    """{"error": {"code", "message", "request_id", ...}}: the request id is the one of the current request."""
+    return {"error": {"code": code, "message": message, "request_id": REQUEST_ID.get() or None, **extra}}
