@@ -55,7 +55,7 @@ def create_app(settings: Settings | None = None, *, renderer_factory: RendererFa
         lifespan=lifespan,
     )
     install_error_handlers(app)
-    app.add_middleware(RequestMiddleware, router=app.router, limits=body_limits(settings),
+    app.add_middleware(RequestMiddleware, limits=body_limits(settings),
                        metrics=lambda: getattr(getattr(app.state, "services", None), "metrics", None))
     for router in (health.router, jobs_routes.router, legacy.router):
         app.include_router(router)

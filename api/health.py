@@ -9,6 +9,7 @@ from typing import Any
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse, Response
 
+from .capabilities import capabilities
 from .deps import ServicesDep
 from .errors import error_body
 
@@ -52,7 +53,8 @@ async def readyz(services: ServicesDep) -> JSONResponse:
     problem = await services.storage_check.problem() if services.storage_check is not None else None
     name = getattr(services.storage, "name", "local")
     detail = {"workers": pool["workers"], "queue_depth": manager.queue_depth(),
-              "storage": {"name": name, "ok": problem is None, "problem": problem}}
+              "storage": {"name": name, "ok": problem is None, "problem": problem},
+              "capabilities": capabilities(services.pool)}
     reason = None
     if not manager.accepting:
         reason = "the service is shutting down"

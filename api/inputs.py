@@ -68,6 +68,7 @@ class JobRequest(JobOptions):
     webhook_url: str | None = None
     webhook_events: list[str] | None = None
     metadata: dict[str, Any] = Field(default_factory=dict)
+    allow_silent: bool = Field(False, description="queue the job even if the audio is silent or nearly so")
 
     @field_validator("webhook_events")
     @classmethod

@@ -12,6 +12,7 @@ from jobs import JobStatus
 from .deps import Owner, ServicesDep
 from .errors import ApiError
 from .inputs import request_body_doc
+from .ranges import RangedFileResponse, parse_range
 from .submission import submit_job
 
 router = APIRouter(prefix="/v1", tags=["jobs"])
@@ -82,15 +83,18 @@ async def delete_job(job_id: str, services: ServicesDep, owner: Owner) -> Respon
     return Response(status_code=204)
 
 
-@router.get("/jobs/{job_id}/video", response_class=FileResponse)
+@router.api_route("/jobs/{job_id}/video", methods=["GET", "HEAD"], response_class=FileResponse)
 async def get_video(job_id: str, request: Request, services: ServicesDep, owner: Owner) -> Response:
-    """The MP4 (HTTP Range supported); a video kept in cloud storage answers with a redirect to it."""
+    """The MP4 (HTTP Range per RFC 9110: an invalid Range is ignored, an unsatisfiable one answers 416; HEAD
+    answers the headers); a video kept in cloud storage answers with a redirect to it."""
     job = services.manager.get(job_id, owner)
     if job.status is not JobStatus.SUCCEEDED or job.result is None:
         raise ApiError("job_not_finished", f"job {job_id} is {job.status.value}; it has no video")
     path = services.video_path(job)
     if path is not None and path.is_file():
-        return FileResponse(path, media_type="video/mp4", filename=f"{job_id}.mp4", content_disposition_type="inline")
+        ranges = parse_range(request.headers.get("range"), path.stat().st_size)
+        return RangedFileResponse(path, ranges, media_type="video/mp4", filename=f"{job_id}.mp4",
+                                  content_disposition_type="inline")
     [body] = await services.job_json(request, job)
     if body["result"]["video_url"] != body["links"]["video"]:  # kept in cloud storage: a fresh URL
         return RedirectResponse(body["result"]["video_url"], status_code=307)

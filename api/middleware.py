@@ -22,7 +22,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .errors import ERROR_STATUS, ApiError, error_body
@@ -87,19 +86,37 @@ def key_id_of(scope: Scope) -> str | None:
     return None
 
 
-def route_template(app: Any, scope: Scope) -> str:
-    for route in getattr(app, "routes", []):
-        match, _ = route.matches(scope)
-        if match is Match.FULL:
-            return getattr(route, "path", UNMATCHED_ROUTE)
-    return UNMATCHED_ROUTE
+def route_template(scope: Scope) -> str | None:
+    """The matched route's path template (/v1/jobs/{job_id}); the router sets it in the scope."""
+    route = scope.get("route")
+    return getattr(route, "path", None) if route is not None else None
+
+
+class _InFlight:
+    """Counts a request in the in-flight gauge from the moment its route is known (the router ran)."""
+
+    def __init__(self, metrics: Any, scope: Scope):
+        self.metrics, self.scope, self.route = metrics, scope, None
+
+    def update(self) -> None:
+        if self.route is None and self.metrics is not None and (route := route_template(self.scope)):
+            self.route = route
+            self.metrics.http_in_flight.labels(self.scope["method"], route).inc()
+
+    def done(self, status: int, duration_s: float) -> str:
+        route = self.route or route_template(self.scope) or UNMATCHED_ROUTE
+        if self.metrics is not None:
+            if self.route is not None:
+                self.metrics.http_in_flight.labels(self.scope["method"], self.route).dec()
+            self.metrics.http_seconds.labels(self.scope["method"], route, str(status)).observe(duration_s)
+        return route
 
 
 class RequestMiddleware:
     """See the module docstring. `metrics` returns the app's Metrics once the lifespan made them (or None)."""
 
-    def __init__(self, app: ASGIApp, *, router: Any, limits: BodyLimits, metrics: Callable[[], Any]):
-        self.app, self.router, self.limits, self.metrics = app, router, limits, metrics
+    def __init__(self, app: ASGIApp, *, limits: BodyLimits, metrics: Callable[[], Any]):
+        self.app, self.limits, self.metrics = app, limits, metrics
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -108,29 +125,31 @@ class RequestMiddleware:
         request_id = request_id_of(scope)
         token = REQUEST_ID.set(request_id)
         started, status = time.monotonic(), 0
-        route = route_template(self.router, scope)
-        metrics = self.metrics()
-        in_flight = metrics.http_in_flight.labels(scope["method"], route) if metrics is not None else None
+        in_flight = _InFlight(self.metrics(), scope)
+        guard = BodyGuard(receive, self.limits)
+
+        async def receive_guarded() -> Message:
+            in_flight.update()
+            return await guard()
 
         async def send_with_id(message: Message) -> None:
             nonlocal status
+            in_flight.update()
             if message["type"] == "http.response.start":
                 status = message["status"]
                 headers = [(k, v) for k, v in message.get("headers", []) if k.lower() != REQUEST_ID_HEADER]
                 message = {**message, "headers": [*headers, (REQUEST_ID_HEADER, request_id.encode())]}
             await send(message)
 
-        if in_flight is not None:
-            in_flight.inc()
         try:
-            await self.app(scope, BodyGuard(receive, self.limits), send_with_id)
+            await self.app(scope, receive_guarded, send_with_id)
         except ApiError as e:  # raised outside a route (the body guard while nothing else read): its own status
             if status:
                 raise
             status = ERROR_STATUS.get(e.code, 500)
             await send_json(send_with_id, status, error_body(e.code, e.message))
         except Exception:
-            log.exception("unhandled error in %s %s", scope["method"], route)
+            log.exception("unhandled error in %s %s", scope["method"], scope.get("path"))
             if status:  # the answer had begun: nothing else can be sent
                 raise
             status = 500
@@ -138,9 +157,7 @@ class RequestMiddleware:
                 "internal_error", f"an unexpected error occurred; quote request id {request_id} when reporting it"))
         finally:
             duration_s = time.monotonic() - started
-            if in_flight is not None:
-                in_flight.dec()
-                metrics.http_seconds.labels(scope["method"], route, str(status)).observe(duration_s)
+            route = in_flight.done(status, duration_s)
             log.info("%s %s %s", scope["method"], route, status, extra={"fields": {
                 "method": scope["method"], "route": route, "path": scope.get("path"), "status": status,
                 "duration_ms": round(duration_s * 1000, 1), "key_id": key_id_of(scope)}})

@@ -45,6 +45,13 @@ class PipelineRenderer:
 
             torch.cuda.empty_cache()
 
+    def capabilities(self) -> dict[str, list[Any]]:
+        """What this pipeline has loaded: sizes, enhancers (GFPGAN only when its weights loaded), crop modes."""
+        from sadtalker.crop import MODES
+
+        enhancers = ["none", "gfpgan"] if self.pipeline.enhancer is not None else ["none"]
+        return {"sizes": sorted(self.pipeline.models), "enhancers": enhancers, "preprocess": list(MODES)}
+
     def check_face(self, image_path: Path) -> dict[str, Any]:
         info = self.pipeline.find_face(image_path)
         return {"box": list(info.box), "score": info.score, "detector": info.detector, "faces": info.faces}
