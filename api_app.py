@@ -56,7 +56,8 @@ def create_app(settings: Settings | None = None, *, renderer_factory: RendererFa
     )
     install_error_handlers(app)
     app.add_middleware(RequestMiddleware, limits=body_limits(settings),
-                       metrics=lambda: getattr(getattr(app.state, "services", None), "metrics", None))
+                       metrics=lambda: getattr(getattr(app.state, "services", None), "metrics", None),
+                       route_paths=lambda: [*app.openapi()["paths"], *(getattr(r, "path", "") for r in app.routes)])
     for router in (health.router, jobs_routes.router, legacy.router):
         app.include_router(router)
     app.include_router(events.router)

@@ -83,7 +83,8 @@ async def delete_job(job_id: str, services: ServicesDep, owner: Owner) -> Respon
     return Response(status_code=204)
 
 
-@router.api_route("/jobs/{job_id}/video", methods=["GET", "HEAD"], response_class=FileResponse)
+@router.get("/jobs/{job_id}/video", response_class=FileResponse)
+@router.head("/jobs/{job_id}/video", response_class=FileResponse, operation_id="head_job_video")
 async def get_video(job_id: str, request: Request, services: ServicesDep, owner: Owner) -> Response:
     """The MP4 (HTTP Range per RFC 9110: an invalid Range is ignored, an unsatisfiable one answers 416; HEAD
     answers the headers); a video kept in cloud storage answers with a redirect to it."""

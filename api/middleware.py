@@ -22,6 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from starlette.routing import compile_path
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .errors import ERROR_STATUS, ApiError, error_body
@@ -92,16 +93,37 @@ def route_template(scope: Scope) -> str | None:
     return getattr(route, "path", None) if route is not None else None
 
 
+class RouteTemplates:
+    """Path -> route template before the router runs (so the in-flight gauge counts a request from its start);
+    built on first use from the app's route paths."""
+
+    def __init__(self, paths: Callable[[], list[str]]):
+        self._paths = paths
+        self._compiled: list[tuple[re.Pattern[str], str]] | None = None
+
+    def find(self, path: str) -> str | None:
+        if self._compiled is None:
+            self._compiled = [(compile_path(template)[0], template) for template in dict.fromkeys(self._paths())
+                              if template]
+        return next((template for regex, template in self._compiled if regex.match(path)), None)
+
+
 class _InFlight:
-    """Counts a request in the in-flight gauge from the moment its route is known (the router ran)."""
+    """Counts a request in the in-flight gauge from its start when its route is known, else from the moment
+    the router has set it."""
 
-    def __init__(self, metrics: Any, scope: Scope):
+    def __init__(self, metrics: Any, scope: Scope, template: str | None):
         self.metrics, self.scope, self.route = metrics, scope, None
+        self._count(template)
 
-    def update(self) -> None:
-        if self.route is None and self.metrics is not None and (route := route_template(self.scope)):
+    def _count(self, route: str | None) -> None:
+        if self.route is None and self.metrics is not None and route:
             self.route = route
             self.metrics.http_in_flight.labels(self.scope["method"], route).inc()
+
+    def update(self) -> None:
+        if self.route is None:
+            self._count(route_template(self.scope))
 
     def done(self, status: int, duration_s: float) -> str:
         route = self.route or route_template(self.scope) or UNMATCHED_ROUTE
@@ -115,8 +137,10 @@ class _InFlight:
 class RequestMiddleware:
     """See the module docstring. `metrics` returns the app's Metrics once the lifespan made them (or None)."""
 
-    def __init__(self, app: ASGIApp, *, limits: BodyLimits, metrics: Callable[[], Any]):
+    def __init__(self, app: ASGIApp, *, limits: BodyLimits, metrics: Callable[[], Any],
+                 route_paths: Callable[[], list[str]]):
         self.app, self.limits, self.metrics = app, limits, metrics
+        self.templates = RouteTemplates(route_paths)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -125,7 +149,7 @@ class RequestMiddleware:
         request_id = request_id_of(scope)
         token = REQUEST_ID.set(request_id)
         started, status = time.monotonic(), 0
-        in_flight = _InFlight(self.metrics(), scope)
+        in_flight = _InFlight(self.metrics(), scope, self.templates.find(scope.get("path", "")))
         guard = BodyGuard(receive, self.limits)
 
         async def receive_guarded() -> Message:

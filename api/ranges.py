@@ -35,11 +35,10 @@ def parse_range(header: str | None, size: int) -> list[tuple[int, int]] | None:
             return None  # a syntax error anywhere: the whole header is ignored
         if match[1]:
             first = int(match[1])
-            last = int(match[2]) if match[2] else size - 1
-            if last < first:
-                return None
+            if match[2] and int(match[2]) < first:
+                return None  # last-pos before first-pos: invalid
             if first < size:
-                satisfiable.append((first, min(last, size - 1)))
+                satisfiable.append((first, min(int(match[2]), size - 1) if match[2] else size - 1))
         elif int(match[2]) > 0 and size > 0:  # suffix: the last N bytes
             satisfiable.append((max(size - int(match[2]), 0), size - 1))
     if not satisfiable:
