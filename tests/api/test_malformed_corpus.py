@@ -327,7 +327,7 @@ def _send_until_answered(sock: socket.socket, chunks, limit_bytes: int) -> int:
             if sent > limit_bytes:
                 return sent
     finally:
-        sock.setblocking(True)
+        sock.settimeout(20)  # the answer must come: a server that never answers fails the test, never hangs it
     return sent
 
 
