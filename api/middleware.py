@@ -32,6 +32,7 @@ log = logging.getLogger("api.access")
 REQUEST_ID_HEADER = b"x-request-id"
 REQUEST_ID_PATTERN = re.compile(rb"[A-Za-z0-9._:\-+=/]{1,128}")
 UNMATCHED_ROUTE = "(unmatched)"  # one label for every unknown path: clients cannot grow the metric's labels
+KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})  # others: "OTHER"
 
 
 @dataclass(frozen=True)
@@ -114,12 +115,13 @@ class _InFlight:
 
     def __init__(self, metrics: Any, scope: Scope, template: str | None):
         self.metrics, self.scope, self.route = metrics, scope, None
+        self.method = scope["method"] if scope["method"] in KNOWN_METHODS else "OTHER"
         self._count(template)
 
     def _count(self, route: str | None) -> None:
         if self.route is None and self.metrics is not None and route:
             self.route = route
-            self.metrics.http_in_flight.labels(self.scope["method"], route).inc()
+            self.metrics.http_in_flight.labels(self.method, route).inc()
 
     def update(self) -> None:
         if self.route is None:
@@ -129,8 +131,8 @@ class _InFlight:
         route = self.route or route_template(self.scope) or UNMATCHED_ROUTE
         if self.metrics is not None:
             if self.route is not None:
-                self.metrics.http_in_flight.labels(self.scope["method"], self.route).dec()
-            self.metrics.http_seconds.labels(self.scope["method"], route, str(status)).observe(duration_s)
+                self.metrics.http_in_flight.labels(self.method, self.route).dec()
+            self.metrics.http_seconds.labels(self.method, route, str(status)).observe(duration_s)
         return route
 
 

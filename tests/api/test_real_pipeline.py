@@ -36,6 +36,15 @@ async def test_pipeline_renders_through_the_api(tmp_path, standin_checkpoints, f
     async with app.router.lifespan_context(app), await _client(app) as client:
         ready = await wait_for(client, "/readyz", lambda r: r.status_code == 200 or "failed" in r.text, 120)
         assert ready.status_code == 200, ready.text
+        assert ready.json()["capabilities"] == {"sizes": [256], "enhancers": ["none"],
+                                                "preprocess": ["crop", "extcrop", "resize", "full", "extfull"]}
+        for option in ({"size": "512"}, {"enhancer": "gfpgan"}):  # not loaded: refused before anything is queued
+            for path in ("/v1/jobs", "/v1/preflight"):
+                refused = await client.post(path, data=option, files={
+                    "image": ("f.png", face_png.read_bytes()), "audio": ("s.wav", short_speech_wav.read_bytes())})
+                assert refused.status_code == 422, refused.text
+                assert refused.json()["error"]["code"] == "capability_unavailable"
+        assert (await client.get("/v1/jobs")).json()["data"] == []
         preflight = (await client.post("/v1/preflight", files={
             "image": ("two.png", two_faces_png.read_bytes()), "audio": ("s.wav", short_speech_wav.read_bytes())})).json()
         assert preflight["ok"] is True and preflight["face"]["faces"] == 2, preflight
