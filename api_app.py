@@ -27,10 +27,11 @@ from api.deps import Services
 from api.docs_ui import install_docs
 from api.errors import ERROR_STATUS, HTTP_CODES, ApiError, error_body
 from api.health import StorageCheck
-from api.inputs import InputLimits, InputReader
+from api.inputs import MULTIPART_OVERHEAD_BYTES, InputLimits, InputReader
 from api.links import LinkSigner, load_or_create_secret
 from api.logs import configure_logging
 from api.metrics import Metrics
+from api.middleware import BodyLimits, RequestMiddleware
 from api.poster import PosterError, make_poster
 from api.renderer import GpuUnusable, pipeline_renderer_factory, refuse_unusable_gpu, resolve_devices
 from api.video_urls import VideoUrls
@@ -63,6 +64,9 @@ def create_app(settings: Settings | None = None, *, renderer_factory: RendererFa
     install_error_handlers(app)
     install_openapi(app)
     install_docs(app)
+    app.add_middleware(RequestMiddleware, limits=body_limits(settings),
+                       metrics=lambda: getattr(getattr(app.state, "services", None), "metrics", None),
+                       route_paths=lambda: [*app.openapi()["paths"], *(getattr(r, "path", "") for r in app.routes)])
     for router in (health.router, jobs_routes.router, legacy.router):
         app.include_router(router)
     app.include_router(events.router)
@@ -70,6 +74,13 @@ def create_app(settings: Settings | None = None, *, renderer_factory: RendererFa
     app.include_router(preflight.router)
     app.include_router(web.router)
     return app
+
+
+def body_limits(settings: Settings) -> BodyLimits:
+    """The cap on any request body: every file part at its limit plus the text fields and part headers."""
+    files = settings.sadtalker_max_image_bytes + settings.sadtalker_max_audio_bytes + 2 * settings.sadtalker_max_video_bytes
+    return BodyLimits(files + MULTIPART_OVERHEAD_BYTES, settings.sadtalker_body_idle_timeout_s,
+                      settings.sadtalker_body_timeout_s)
 
 
 async def build_services(settings: Settings, renderer_factory: RendererFactory | None,

@@ -55,6 +55,8 @@ class Settings(BaseSettings):
     sadtalker_max_image_pixels: int = Field(40_000_000, gt=0)  # width * height; decompression-bomb guard
     sadtalker_allow_private_urls: bool = False
     sadtalker_fetch_timeout_s: float = Field(30.0, gt=0)
+    sadtalker_body_idle_timeout_s: float = Field(30.0, gt=0)  # longest wait for the next chunk of a body: 408
+    sadtalker_body_timeout_s: float = Field(600.0, gt=0)  # longest time to receive a whole body: 408
 
     # --- job manager and workers
     sadtalker_max_queue: int = Field(100, ge=1)

@@ -40,22 +40,26 @@ EXAMPLE_MESSAGES = {
     "job_not_finished": "job job_0123456789abcdef01234567 is running; it has no video",
     "job_not_retryable": "only a job that failed with storage_error can retry the upload",
     "queue_full": "100 jobs are waiting; retry after the Retry-After seconds",
-    "invalid_range": "Range header: start must be less than end",
     "range_not_satisfiable": "the range starts after the end of the 183204-byte file",
     "models_unavailable": "checkpoints/SadTalker_V0.0.2_256.safetensors is missing",
     "not_ready": "models are loading and warming up",
     "shutting_down": "the service is shutting down; retry on another instance",
     "storage_unavailable": "the output folder cannot be written (disk full); retry after the Retry-After seconds",
     "storage_full": "the disk filled while the video was written; submit the job again later",
+    "bad_request": "the request could not be read as sent",
+    "request_timeout": "no body data for 30 s; send the request again",
+    "capability_unavailable": "size=512 cannot run on this service (loaded: sizes 256)",
+    "silent_audio": "the audio is silent or nearly so; send speech, or set allow_silent=true",
+    "internal_error": "an unexpected error; report the request id",
 }
 # Codes every route under /v1 answers (API-key authentication).
 AUTH_CODES = ("unauthorized",)
 # The codes of a body read by `InputReader` (POST /v1/jobs, /v1/preflight, the legacy endpoint).
 INPUT_CODES = ("validation_error", "unknown_field", "payload_too_large", "unsupported_media_type",
                "invalid_image", "invalid_audio", "invalid_video", "audio_too_long", "no_face_detected",
-               "url_not_allowed", "fetch_failed")
+               "url_not_allowed", "fetch_failed", "request_timeout", "capability_unavailable")
 SUBMIT_CODES = (*AUTH_CODES, *INPUT_CODES, "idempotency_conflict", "queue_full", "models_unavailable",
-                "shutting_down", "storage_unavailable")
+                "shutting_down", "storage_unavailable", "silent_audio")
 # What a job can fail with (the legacy endpoint answers the job's error as its own).
 JOB_FAILURE_CODES = ("no_face_detected", "invalid_audio", "invalid_video", "canceled", "render_failed",
                      "encode_failed", "checkpoint_error", "storage_error", "storage_full", "interrupted", "timeout")
@@ -226,12 +230,13 @@ def error_example(code: str) -> dict[str, Any]:
 def answers(*codes: str, ok: int = 200, model: type[BaseModel] | None = None,
             ok_description: str | None = None) -> dict[int | str, dict[str, Any]]:
     """`responses=` of a route: its success body (`model` at status `ok`) and, per status, the error envelope
-    with one example per code the route raises. Statuses come from `api.errors.ERROR_STATUS`."""
+    with one example per code the route raises (and `internal_error`, which any route may answer). Statuses
+    come from `api.errors.ERROR_STATUS`."""
     out: dict[int | str, dict[str, Any]] = {}
     if model is not None:
         out[ok] = {"model": model, "description": ok_description or "Successful Response"}
     by_status: dict[int, list[str]] = {}
-    for code in dict.fromkeys(codes):
+    for code in dict.fromkeys((*codes, "internal_error")):
         by_status.setdefault(status_of(code), []).append(code)
     for status, status_codes in sorted(by_status.items()):
         out[status] = {

@@ -93,7 +93,9 @@ def get_services(request: Request) -> Services:
 ServicesDep = Annotated[Services, Depends(get_services)]
 
 
-def require_owner(services: ServicesDep, x_api_key: ApiKey) -> str:
+def require_owner(request: Request, services: ServicesDep, x_api_key: ApiKey) -> str:
+    if len(request.headers.getlist("x-api-key")) > 1:  # proxies disagree on which one counts: refuse both
+        raise ApiError("unauthorized", "send exactly one X-API-Key header")
     return authenticate(services.settings.keys, x_api_key)
 
 

@@ -32,6 +32,7 @@ HEARTBEAT_S = 15.0  # well under common proxy idle timeouts (60 s)
 RETRY_MS = 1000  # reconnect delay suggested to EventSource clients
 QUEUE_SLOTS = 1000  # id term for queue progress: position 1..999 -> 999..1
 TERMINAL = ("succeeded", "failed", "canceled")
+MAX_EVENT_ID_DIGITS = 24  # ids are ms * 1000 + a term: 19 digits until the year 2286
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}  # nginx: do not buffer the stream
 
 router = APIRouter(prefix="/v1", tags=["jobs"])
@@ -56,8 +57,10 @@ def format_event(job: dict[str, Any], ident: int) -> bytes:
 
 
 def parse_last_event_id(value: str | None) -> int | None:
-    """A number we sent earlier; anything else is ignored (the stream starts from the current state)."""
-    return int(value) if value and value.strip().isdigit() else None
+    """A number we sent earlier; anything else (non-ASCII, absurdly long) is ignored: the stream starts from the
+    current state."""
+    text = (value or "").strip()
+    return int(text) if text.isascii() and text.isdigit() and len(text) <= MAX_EVENT_ID_DIGITS else None
 
 
 async def job_events(manager: JobManager, job_id: str, owner: str | None, last_event_id: int | None = None, *,

@@ -12,6 +12,7 @@ from fastapi.responses import JSONResponse, Response
 
 import model_paths
 
+from .capabilities import capabilities
 from .contract import Health, Ready, answers
 from .deps import ServicesDep
 from .errors import error_body
@@ -92,7 +93,8 @@ async def readyz(services: ServicesDep) -> JSONResponse:
     workers = [{k: v for k, v in w.items() if k != "job_id"} | {"busy": w["job_id"] is not None}
                for w in pool["workers"]]  # unauthenticated: no job ids
     detail = {"workers": workers, "queue_depth": manager.queue_depth(),
-              "storage": {"name": name, "ok": problem is None, "problem": problem}, "models": models}
+              "storage": {"name": name, "ok": problem is None, "problem": problem}, "models": models,
+              "capabilities": capabilities(services.pool)}
     reason = None
     if not manager.accepting:
         reason = "the service is shutting down"

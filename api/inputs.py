@@ -24,6 +24,7 @@ from starlette.requests import Request
 import urlguard
 from jobs import RenderOptions
 
+from . import strict_json
 from .errors import ApiError
 from .media import AudioInfo, ImageInfo, check_audio, check_image, check_video
 from .upload import MultipartReader, UploadedFile
@@ -39,7 +40,7 @@ FaceCheck = Callable[[Path], Awaitable[dict[str, Any] | None]]
 class JobOptions(BaseModel):
     """Generation options (the `options` of a job)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     preprocess: Literal["crop", "extcrop", "resize", "full", "extfull"] = "crop"
     still: bool = False
@@ -68,6 +69,7 @@ class JobRequest(JobOptions):
     webhook_url: str | None = None
     webhook_events: list[str] | None = None
     metadata: dict[str, Any] = Field(default_factory=dict)
+    allow_silent: bool = Field(False, description="queue the job even if the audio is silent or nearly so")
 
     @field_validator("webhook_events")
     @classmethod
@@ -150,8 +152,8 @@ def _form_values(fields: dict[str, str]) -> dict[str, Any]:
             raise ApiError("validation_error", f"{name} must be a file upload; send a URL as {name}_url")
         if name == "metadata":
             try:
-                values[name] = json.loads(text) if text.strip() else {}
-            except json.JSONDecodeError as e:
+                values[name] = strict_json.loads(text) if text.strip() else {}
+            except ValueError as e:
                 raise ApiError("validation_error", f"metadata must be a JSON object: {e}") from e
         elif name == "webhook_events":
             values[name] = [event.strip() for event in text.split(",") if event.strip()]
@@ -210,8 +212,8 @@ class InputReader:
     @staticmethod
     def _json_object(raw: bytes) -> dict[str, Any]:
         try:
-            values = json.loads(raw or b"{}")
-        except json.JSONDecodeError as e:
+            values = strict_json.loads(raw or b"{}")
+        except ValueError as e:
             raise ApiError("validation_error", f"the body is not valid JSON: {e}") from e
         if not isinstance(values, dict):
             raise ApiError("validation_error", "the JSON body must be an object")

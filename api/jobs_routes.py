@@ -6,7 +6,6 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import FileResponse, JSONResponse, RedirectResponse, Response
-from starlette.responses import MalformedRangeHeader, RangeNotSatisfiable
 
 from jobs import Job, JobStatus
 
@@ -15,6 +14,7 @@ from .contract import Job as JobModel
 from .deps import ApiKey, Owner, Services, ServicesDep, authenticate
 from .errors import ApiError
 from .inputs import request_body_doc
+from .ranges import RangedFileResponse, parse_range
 from .submission import submit_job
 
 router = APIRouter(prefix="/v1", tags=["jobs"])
@@ -92,7 +92,7 @@ async def delete_job(job_id: str, services: ServicesDep, owner: Owner) -> Respon
 
 MEDIA = {"video": ("key", "url", "video/mp4", "mp4"), "poster": ("poster_key", "poster_url", "image/jpeg", "jpg")}
 SIGNED_QUERY = "`exp` and `sig` come from `result.video_url` / `result.poster_url` (a signed link: no X-API-Key)"
-MEDIA_CODES = ("unauthorized", "forbidden", "not_found", "job_not_finished", "invalid_range", "range_not_satisfiable")
+MEDIA_CODES = ("unauthorized", "forbidden", "not_found", "job_not_finished", "range_not_satisfiable")
 KEY_OR_LINK = {"security": [{}]}  # appended to the API key: the key, or no key with a signed link
 
 
@@ -112,22 +112,6 @@ def linked_job(services: Services, job_id: str, kind: str, key: str | None, exp:
     return services.manager.get(job_id)
 
 
-def check_range(request: Request, size: int) -> None:
-    """A Range the file cannot serve answers the error envelope (Starlette's own answer is plain text). It is
-    read with FileResponse's own parser, so what passes here is what it serves; with If-Range it may ignore
-    the Range, so it decides."""
-    http_range = request.headers.get("range")
-    if not http_range or "if-range" in request.headers:
-        return
-    try:
-        FileResponse._parse_range_header(http_range, size)
-    except MalformedRangeHeader as e:
-        raise ApiError("invalid_range", f"Range {http_range!r}: {e.content}") from e
-    except RangeNotSatisfiable as e:
-        raise ApiError("range_not_satisfiable", f"Range {http_range!r} starts after the end of the {size}-byte file",
-                       headers={"Content-Range": f"bytes */{size}"}) from e
-
-
 async def serve_media(kind: str, job_id: str, request: Request, services: Services, key: str | None,
                       exp: str | None, sig: str | None) -> Response:
     job = linked_job(services, job_id, kind, key, exp, sig)
@@ -136,8 +120,9 @@ async def serve_media(kind: str, job_id: str, request: Request, services: Servic
     key_field, url_field, media_type, ext = MEDIA[kind]
     path = services.video_path(job, key_field)
     if path is not None and path.is_file():
-        check_range(request, path.stat().st_size)
-        return FileResponse(path, media_type=media_type, filename=f"{job_id}.{ext}", content_disposition_type="inline")
+        ranges = parse_range(request.headers.get("range"), path.stat().st_size)  # RFC 9110: a bad one is ignored
+        return RangedFileResponse(path, ranges, media_type=media_type, filename=f"{job_id}.{ext}",
+                                  content_disposition_type="inline")
     if not services.urls.local and job.result.get(key_field):  # kept in cloud storage: a fresh URL
         await services.urls.refresh(job)
         url = (services.urls.current(job) if kind == "video" else services.urls.poster(job)) or job.result.get(url_field)
@@ -148,11 +133,14 @@ async def serve_media(kind: str, job_id: str, request: Request, services: Servic
 
 @router.get("/jobs/{job_id}/video", response_class=FileResponse, responses=media_doc("MP4", "video/mp4"),
             openapi_extra=KEY_OR_LINK)
+@router.head("/jobs/{job_id}/video", response_class=FileResponse, responses=media_doc("MP4", "video/mp4"),
+             openapi_extra=KEY_OR_LINK, operation_id="head_job_video")
 async def get_video(job_id: str, request: Request, services: ServicesDep, key: ApiKey,
                     exp: Annotated[str | None, Query(description=SIGNED_QUERY)] = None,
                     sig: Annotated[str | None, Query(description=SIGNED_QUERY)] = None) -> Response:
-    """The MP4 (HTTP Range supported); a video kept in cloud storage answers with a redirect to it. With the
-    API key, or without one through the signed `result.video_url` (`403 forbidden` once it expired)."""
+    """The MP4 (HTTP Range per RFC 9110: an invalid Range is ignored, an unsatisfiable one answers 416; HEAD
+    answers the headers); a video kept in cloud storage answers with a redirect to it. With the API key, or
+    without one through the signed `result.video_url` (`403 forbidden` once it expired)."""
     return await serve_media("video", job_id, request, services, key, exp, sig)
 
 

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from jobs import Job, JobStatus
 
 STAGE_BUCKETS_S = (0.1, 0.5, 1, 2, 5, 10, 20, 40, 80, 160, 320, 640)
+# HTTP answers: from a cached GET (ms) to an upload with a face check or a long event stream (minutes).
+HTTP_BUCKETS_S = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300)
 
 
 class _LiveGauges(Collector):
@@ -39,6 +41,12 @@ class Metrics:
                                 registry=self.registry)
         self.stage_seconds = Histogram("sadtalker_stage_duration_seconds", "Time spent in each render stage",
                                        ["stage"], buckets=STAGE_BUCKETS_S, registry=self.registry)
+        # Per route template (/v1/jobs/{job_id}), never the raw path: the label set stays small.
+        self.http_seconds = Histogram("sadtalker_http_request_duration_seconds",
+                                      "HTTP request duration until the answer ends (event streams: their life)",
+                                      ["method", "route", "status"], buckets=HTTP_BUCKETS_S, registry=self.registry)
+        self.http_in_flight = Gauge("sadtalker_http_requests_in_flight", "HTTP requests being answered",
+                                    ["method", "route"], registry=self.registry)
 
     def watch(self, counts: Callable[[], dict[str, int]], depth: Callable[[], int]) -> None:
         self.registry.register(_LiveGauges(counts, depth))

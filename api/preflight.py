@@ -19,11 +19,12 @@ from fastapi import APIRouter, Request
 from PIL import Image
 from pydantic import BaseModel, Field
 
+from .capabilities import check_options
 from .contract import AUTH_CODES, answers
 from .deps import Owner, Services, ServicesDep
 from .errors import ApiError
 from .inputs import MediaReport, ParsedRequest, request_body_doc
-from .media import AudioInfo, check_audio, check_image
+from .media import AudioInfo, check_audio, check_image, silence
 from .submission import storage_faults
 
 PREVIEW_PX = 128  # longest side of the face crop preview
@@ -35,13 +36,14 @@ SUGGESTIONS = {
     "invalid_image": "Send a JPEG, PNG or WebP photo of at least 32x32 pixels.",
     "invalid_audio": "Send a WAV, MP3, M4A, OGG or FLAC recording with speech in it.",
     "audio_too_long": "Cut the audio shorter, or split it into several jobs.",
-    "unsupported_media_type": "Send a JPEG/PNG/WebP image and WAV/MP3/M4A/OGG/FLAC audio.",
-    "invalid_video": "Send an MP4 or MOV reference video that plays.",
+    "unsupported_media_type": "Send a JPEG/PNG/WebP/BMP image, WAV/MP3/AAC/M4A/OGG/FLAC/WebM audio and MP4/MOV/WebM/MKV/AVI reference videos (no playlists or manifests).",
+    "invalid_video": "Send an MP4/MOV, WebM/MKV or AVI reference video that plays.",
     "payload_too_large": "Send a smaller file (see the service's SADTALKER_MAX_*_BYTES limits).",
     "fetch_failed": "Check that the URL is public and answers with the file.",
     "url_not_allowed": "Use a public http(s) URL; private, loopback and metadata addresses are refused.",
     "face_not_checked": "The face is checked when the job starts.",
     "models_unavailable": "The service cannot run jobs until its model files are in place; ask its operator.",
+    "silent_audio": "Send a recording with audible speech; a submission refuses it unless allow_silent=true.",
 }
 AUDIO_CODES = ("invalid_audio", "audio_too_long")
 
@@ -83,7 +85,8 @@ class PreflightAnswer(BaseModel):
     face: FaceFound | None
     audio: AudioFound | None
     errors: list[Problem] = Field(description="why the job would fail (empty when ok)")
-    warnings: list[Problem] = Field(description="the job would run, but note these (multiple_faces, face_not_checked)")
+    warnings: list[Problem] = Field(description="the job would run, but note these (multiple_faces, face_not_checked, "
+                                                "silent_audio: a submission refuses it unless allow_silent=true)")
 
 
 def problem(code: str, message: str) -> dict[str, Any]:
@@ -135,6 +138,8 @@ async def describe_face(face: dict[str, Any] | None, image_path: Path) -> tuple[
 
 async def answer_for(services: Services, report: MediaReport) -> dict[str, Any]:
     face, warnings = await describe_face(report.face, report.files["image"])
+    if report.audio.silent:
+        warnings.append(problem("silent_audio", f"the audio is silent or nearly so ({silence(report.audio)})"))
     audio = audio_answer(report.audio)
     image = {"format": report.image.format, "width": report.image.width, "height": report.image.height}
     return {"object": "preflight", "ok": True, "image": image, "face": face, "audio": audio,
@@ -166,7 +171,8 @@ async def diagnose(services: Services, parsed: ParsedRequest, first: ApiError) -
 
 @router.post("/preflight", response_model=None, openapi_extra=request_body_doc(),
              responses=answers(*AUTH_CODES, "validation_error", "unknown_field", "payload_too_large",
-                               "unsupported_media_type", "storage_unavailable", model=PreflightAnswer))
+                               "unsupported_media_type", "storage_unavailable", "request_timeout",
+                               "capability_unavailable", model=PreflightAnswer))
 async def preflight(request: Request, services: ServicesDep, _owner: Owner) -> dict[str, Any]:
     """Checks a job's inputs (same body as `POST /v1/jobs`) without queueing: the face found (box, score,
     a small crop preview), the image and audio (duration, sample rate), and every problem with its error code
@@ -176,6 +182,7 @@ async def preflight(request: Request, services: ServicesDep, _owner: Owner) -> d
     try:
         with storage_faults(services.manager):
             parsed = await services.reader.parse(request, dest)
+        check_options(services.pool, parsed.body.options())  # an option that cannot run here: 422, as at submit
         try:
             report = await services.reader.complete(parsed, dest)
         except ApiError as e:

@@ -49,6 +49,13 @@ class PipelineRenderer:
 
             torch.cuda.empty_cache()
 
+    def capabilities(self) -> dict[str, list[Any]]:
+        """What this pipeline has loaded: sizes, enhancers (GFPGAN only when its weights loaded), crop modes."""
+        from sadtalker.crop import MODES
+
+        enhancers = ["none", "gfpgan"] if self.pipeline.enhancer is not None else ["none"]
+        return {"sizes": sorted(self.pipeline.models), "enhancers": enhancers, "preprocess": list(MODES)}
+
     def face_checker(self) -> FaceChecker:
         """A checker with its own face detector on this pipeline's device (the worker's is never shared)."""
         from sadtalker.face import FaceAnalyzer
@@ -62,9 +69,8 @@ class PipelineRenderer:
 class PipelineFaceChecker:
     """`Pipeline.find_face` of a pipeline that holds only a face analyzer (no renderer models)."""
 
-    def __init__(self, pipeline: Any, face_dirs: list[Path] | None = None):
+    def __init__(self, pipeline: Any):
         self.pipeline = pipeline
-        self.face_dirs = face_dirs  # where the pipeline's face files were found (the face checker loads its own)
 
     def check_face(self, image_path: Path) -> dict[str, Any]:
         info = self.pipeline.find_face(image_path)

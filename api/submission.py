@@ -16,8 +16,10 @@ from fastapi import Request
 from jobs import Job, JobManager, NewJob
 from jobs.manager import STORAGE_RETRY_AFTER_S
 
+from .capabilities import check_options
 from .deps import Services
 from .errors import ApiError
+from .media import silence
 
 DEFAULT_WEBHOOK_EVENTS = ["job.started", "job.succeeded", "job.failed", "job.canceled"]
 MAX_IDEMPOTENCY_KEY_CHARS = 255
@@ -57,8 +59,12 @@ async def submit_job(request: Request, services: Services, owner: str, idempoten
             if earlier is not None:
                 await asyncio.to_thread(shutil.rmtree, dest, True)
                 return earlier, True
+            check_options(services.pool, parsed.body.options())  # before any fetch or decode
             report = await services.reader.complete(parsed, dest)
             body = parsed.body
+            if report.audio.silent and not body.allow_silent:
+                raise ApiError("silent_audio", f"the audio is silent or nearly so ({silence(report.audio)}); send "
+                               "speech, or set allow_silent=true to animate silence on purpose")
             job, replayed = await manager.submit(NewJob(
                 id=job_id, owner=owner, options=body.options(),
                 inputs={name: str(path) for name, path in report.files.items()},

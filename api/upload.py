@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
-from python_multipart.multipart import MultipartParser, parse_options_header
+from python_multipart.multipart import MultipartParser, MultipartState, parse_options_header
 from starlette.requests import Request
 
 from .errors import ApiError
@@ -64,6 +64,11 @@ class MultipartReader:
         try:
             async for chunk in request.stream():
                 parser.write(chunk)
+                if parser.state == MultipartState.END:  # the closing boundary: the rest is never read
+                    break
+            else:
+                if parser.state != MultipartState.END:
+                    raise ApiError("validation_error", "truncated multipart body: the closing boundary is missing")
             parser.finalize()
         except ApiError:
             raise

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .containers import AUDIO_DEMUXERS, describe, ffmpeg_input, sniff_file
 from .errors import InvalidAudio
 
 log = logging.getLogger(__name__)
@@ -58,7 +59,8 @@ def _ffmpeg_exe() -> str:
 
 
 def load_audio(path: str | PathLike) -> np.ndarray:
-    """Decode any ffmpeg-readable audio file to a float32 mono waveform at `SAMPLE_RATE`.
+    """Decode an audio file (WAV, MP3, AAC, M4A, OGG/Opus, FLAC, WebM; recognised by content and opened as
+    exactly that container) to a float32 mono waveform at `SAMPLE_RATE`.
 
     PCM16 input gives exactly sample / 32768; channels are averaged (like librosa); input at
     another rate is resampled with soxr. Raises InvalidAudio (with ffmpeg's stderr) when the file
@@ -67,7 +69,11 @@ def load_audio(path: str | PathLike) -> np.ndarray:
     path = Path(path)
     if not path.is_file():
         raise InvalidAudio(f"audio file not found: {path}")
-    cmd = [_ffmpeg_exe(), "-nostdin", "-hide_banner", "-v", "error", "-i", str(path),
+    demuxer = sniff_file(path)
+    if demuxer not in AUDIO_DEMUXERS:
+        raise InvalidAudio(f"{path.name!r} is not an audio container this package reads "
+                           f"({describe(AUDIO_DEMUXERS)})")
+    cmd = [_ffmpeg_exe(), "-nostdin", "-hide_banner", "-v", "error", *ffmpeg_input(path, demuxer),
            "-vn", "-sn", "-dn", "-af", RESAMPLE_FILTER, "-c:a", "pcm_f32le", "-f", "wav", "-"]
     try:
         proc = subprocess.run(cmd, capture_output=True, check=True, timeout=DECODE_TIMEOUT_S)

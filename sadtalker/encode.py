@@ -20,6 +20,7 @@ from types import TracebackType
 import imageio_ffmpeg
 import numpy as np
 
+from .containers import AUDIO_DEMUXERS, ffmpeg_input, sniff_file
 from .errors import EncodeError
 
 FPS = 25
@@ -54,9 +55,9 @@ class VideoEncoder:
         self.num_frames = num_frames
         self.frames_written = 0
         self._partial = self.out_path.with_name(f".{self.out_path.name}.partial")
+        cmd = self._command(audio_path, fps)
         self._stderr = tempfile.TemporaryFile()  # noqa: SIM115 - lives as long as the ffmpeg process
         self.out_path.parent.mkdir(parents=True, exist_ok=True)
-        cmd = self._command(audio_path, fps)
         log.debug("ffmpeg: %s", " ".join(cmd))
         try:
             self._proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
@@ -70,8 +71,11 @@ class VideoEncoder:
         cmd = [ffmpeg_exe(), "-hide_banner", "-nostats", "-loglevel", "error", "-y",
                "-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{self.width}x{self.height}",
                "-framerate", str(fps), "-i", "pipe:0"]
-        if audio_path is not None:
-            cmd += ["-i", str(audio_path), "-map", "0:v:0", "-map", "1:a:0",
+        if audio_path is not None:  # a caller's file: its container forced, no protocol but file
+            demuxer = sniff_file(audio_path)
+            if demuxer not in AUDIO_DEMUXERS:
+                raise EncodeError(f"{Path(audio_path).name} is not an audio container ffmpeg may open here")
+            cmd += [*ffmpeg_input(audio_path, demuxer), "-map", "0:v:0", "-map", "1:a:0",
                     "-c:a", "aac", "-ar", str(AUDIO_SAMPLE_RATE)]
         cmd += ["-c:v", "libx264", "-preset", X264_PRESET, "-crf", str(X264_CRF), "-pix_fmt", "yuv420p",
                 "-t", f"{duration_s:.6f}", "-movflags", "+faststart", "-f", "mp4", str(self._partial)]

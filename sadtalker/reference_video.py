@@ -9,15 +9,18 @@ so later frames are never used.
 from __future__ import annotations
 
 import logging
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import IO, TYPE_CHECKING
 
 import cv2
 import numpy as np
 
 from .align import align_face, five_points, flip_y
+from .containers import VIDEO_DEMUXERS, describe, ffmpeg_input, sniff_file
 from .crop import apply_crop, crop_box
+from .encode import ffmpeg_exe
 from .errors import InvalidVideo, NoFaceDetected
 from .preprocess import coeff_from_aligned, detect_for_crop, landmarks_in_crop
 
@@ -29,25 +32,45 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 RECON_BATCH = 8   # aligned crops per 3DMM forward pass
+BMP_HEADER_BYTES = 14  # "BM", file size (uint32 LE), reserved, pixel offset
 
 
 def read_frames(path: Path, max_frames: int) -> Iterator[np.ndarray]:
-    """Yield up to `max_frames` frames (H,W,3) uint8 RGB. InvalidVideo if none can be decoded."""
-    if not Path(path).is_file():
+    """Yield up to `max_frames` frames (H,W,3) uint8 RGB. InvalidVideo if none can be decoded.
+
+    ffmpeg decodes the file as the container its first bytes name (MP4/MOV, WebM/MKV, AVI; nothing else) with
+    only the file protocol, and streams the frames as BMP images (each carries its own size, so rotated
+    videos need no probing)."""
+    path = Path(path)
+    if not path.is_file():
         raise InvalidVideo(f"reference video {path} does not exist")
-    capture = cv2.VideoCapture(str(path))
+    demuxer = sniff_file(path)
+    if demuxer not in VIDEO_DEMUXERS:
+        raise InvalidVideo(f"{path.name} is not a video container this package reads ({describe(VIDEO_DEMUXERS)})")
+    cmd = [ffmpeg_exe(), "-nostdin", "-hide_banner", "-v", "error", *ffmpeg_input(path, demuxer),
+           "-map", "0:v:0", "-frames:v", str(max_frames), "-f", "image2pipe", "-c:v", "bmp", "-pix_fmt", "bgr24",
+           "pipe:1"]
     count = 0
-    try:
-        while count < max_frames:
-            ok, bgr = capture.read()
-            if not ok:
-                break
-            count += 1
-            yield cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
-    finally:
-        capture.release()
+    with subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE) as proc:
+        assert proc.stdout is not None
+        try:
+            while (bgr := _next_bmp(proc.stdout)) is not None:
+                count += 1
+                yield cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+        finally:
+            proc.kill()
+            stderr = proc.stderr.read().decode("utf-8", "replace").strip() if proc.stderr else ""
     if count == 0:
-        raise InvalidVideo(f"no video frames could be decoded from {Path(path).name}")
+        raise InvalidVideo(f"no video frames could be decoded from {path.name}: {stderr[-300:] or 'no detail'}")
+
+
+def _next_bmp(stream: IO[bytes]) -> np.ndarray | None:
+    """The next BMP of an image2pipe stream (its file header holds its byte size), decoded; None at the end."""
+    header = stream.read(BMP_HEADER_BYTES)
+    if len(header) < BMP_HEADER_BYTES or header[:2] != b"BM":
+        return None
+    body = stream.read(int.from_bytes(header[2:6], "little") - BMP_HEADER_BYTES)
+    return cv2.imdecode(np.frombuffer(header + body, np.uint8), cv2.IMREAD_COLOR)
 
 
 def tile_to(seq: np.ndarray, length: int) -> np.ndarray:

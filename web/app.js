@@ -296,6 +296,40 @@ function textRow(text) {
 
 // ---------- API key
 
+// ---------- what the service can run
+
+// Options the loaded models cannot run are greyed out: /readyz lists "capabilities" (sizes, enhancers,
+// preprocess modes); while the models load it lists none yet, so it is asked again.
+const CAPABILITY_SELECTS = { size: "sizes", enhancer: "enhancers", preprocess: "preprocess" };
+const CAPABILITY_RETRY_MS = 2000;
+
+function applyCapabilities(caps) {
+  for (const [id, key] of Object.entries(CAPABILITY_SELECTS)) {
+    const select = $(id);
+    const allowed = new Set((caps[key] || []).map(String));
+    for (const option of select.options) {
+      option.disabled = !allowed.has(option.value);
+      option.title = option.disabled ? "not loaded on this service" : "";
+    }
+    if (select.selectedOptions[0] && select.selectedOptions[0].disabled) {
+      const usable = [...select.options].find((option) => !option.disabled);
+      if (usable) select.value = usable.value;
+    }
+  }
+}
+
+async function loadCapabilities() {
+  let caps = null;
+  try {
+    const body = await (await fetch("/readyz")).json();
+    caps = body.capabilities || (body.error && body.error.capabilities) || null;
+  } catch {
+    // not reachable yet: asked again below
+  }
+  if (caps) applyCapabilities(caps);
+  else setTimeout(loadCapabilities, CAPABILITY_RETRY_MS);
+}
+
 function setupKey() {
   const input = $("api-key");
   const remember = $("remember-key");
@@ -325,3 +359,4 @@ $("preflight-button").addEventListener("click", runPreflight);
 $("cancel-button").addEventListener("click", cancelJob);
 $("refresh-jobs").addEventListener("click", refreshJobs);
 refreshJobs();
+loadCapabilities();

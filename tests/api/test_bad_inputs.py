@@ -58,7 +58,7 @@ async def test_upload_codes(limited_settings, factory, face_png, face_jpg, nofac
     cases = [
         ({"image": face_png.read_bytes(), "audio": short}, {}, 413, "payload_too_large"),  # 473 kB > 300 kB
         ({"image": _gif(), "audio": short}, {}, 415, "unsupported_media_type"),
-        ({"image": b"not an image at all", "audio": short}, {}, 422, "invalid_image"),
+        ({"image": b"not an image at all", "audio": short}, {}, 415, "unsupported_media_type"),
         ({"image": truncated_png[:200_000], "audio": short}, {}, 422, "invalid_image"),
         ({"image": _png((2000, 2000), "L"), "audio": short}, {}, 422, "invalid_image"),  # 4 Mpx > 1 Mpx
         ({"image": face, "audio": b"RIFF....WAVEfmt garbage"}, {}, 422, "invalid_audio"),

@@ -57,4 +57,7 @@ async def test_reference_videos_reach_the_renderer(settings, factory, face_jpg, 
         request = factory.requests[0]
         assert request.ref_pose.name == "ref_pose.upload" and request.ref_eyeblink is None
         bad = await client.post("/v1/jobs", files={**files, "ref_pose": ("pose.mp4", b"not a video")})
+        assert bad.status_code == 415 and bad.json()["error"]["code"] == "unsupported_media_type"
+        broken_mp4 = b"\x00\x00\x00\x18ftypisom" + b"\x00" * 200  # an MP4's first box, then nothing that plays
+        bad = await client.post("/v1/jobs", files={**files, "ref_pose": ("pose.mp4", broken_mp4)})
         assert bad.status_code == 422 and bad.json()["error"]["code"] == "invalid_video"

@@ -59,9 +59,9 @@ async def test_every_problem_is_named_with_a_suggestion(settings, factory, nofac
     report = response.json()
     assert report["ok"] is False
     problems = {p["code"]: p for p in report["errors"]}
-    assert set(problems) == {"no_face_detected", "invalid_audio"}
+    assert set(problems) == {"no_face_detected", "unsupported_media_type"}  # text is no audio container
     assert "preprocess=full" in problems["no_face_detected"]["suggestion"]
-    assert problems["invalid_audio"]["suggestion"] and problems["invalid_audio"]["message"]
+    assert problems["unsupported_media_type"]["suggestion"] and problems["unsupported_media_type"]["message"]
     assert (report["image"]["width"], report["image"]["height"]) == (600, 400) and report["face"] is None and report["audio"] is None
 
 

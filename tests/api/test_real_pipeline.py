@@ -38,6 +38,15 @@ async def test_pipeline_renders_through_the_api(tmp_path, standin_checkpoints, f
         assert ready.status_code == 200, ready.text
         models = ready.json()["models"]  # what the loaded worker uses, and the fallback flagged
         assert models["loaded"] == {"face_detector": "dlib", "enhancer": "none"} and models["dlib_fallback"] is True
+        assert ready.json()["capabilities"] == {"sizes": [256], "enhancers": ["none"],
+                                                "preprocess": ["crop", "extcrop", "resize", "full", "extfull"]}
+        for option in ({"size": "512"}, {"enhancer": "gfpgan"}):  # not loaded: refused before anything is queued
+            for path in ("/v1/jobs", "/v1/preflight"):
+                refused = await client.post(path, data=option, files={
+                    "image": ("f.png", face_png.read_bytes()), "audio": ("s.wav", short_speech_wav.read_bytes())})
+                assert refused.status_code == 422, refused.text
+                assert refused.json()["error"]["code"] == "capability_unavailable"
+        assert (await client.get("/v1/jobs")).json()["data"] == []
         preflight = (await client.post("/v1/preflight", files={
             "image": ("two.png", two_faces_png.read_bytes()), "audio": ("s.wav", short_speech_wav.read_bytes())})).json()
         assert preflight["ok"] is True and preflight["face"]["faces"] == 2, preflight

@@ -138,6 +138,6 @@ def test_url_inputs_reference_video_and_webhook_events(server, face_png, speech_
     not_video = tmp_path / "blinks.mp4"
     not_video.write_text("not a video")
     assert run(server, "submit", str(face_png), str(speech_wav), "--ref-eyeblink", str(not_video))[0] == 3
-    assert "invalid_video" in capsys.readouterr().err
+    assert "unsupported_media_type" in capsys.readouterr().err  # text is no video container
     assert run(server, "submit", str(face_png), str(speech_wav), "--webhook-events", "job.exploded")[0] == 3
     assert "validation_error" in capsys.readouterr().err

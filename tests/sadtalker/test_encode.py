@@ -89,10 +89,18 @@ def test_wrong_frame_count_is_an_error_and_leaves_nothing(tmp_path, short_speech
 
 def test_unreadable_audio_reports_ffmpeg_stderr(tmp_path):
     bogus = tmp_path / "bogus.wav"
-    bogus.write_bytes(b"not audio at all" * 10)
+    bogus.write_bytes(b"RIFF\x00\x01\x00\x00WAVE" + b"not audio at all" * 10)  # a WAV header, then garbage
     with pytest.raises(EncodeError, match="(?i)invalid|error"):
         encode(tmp_path / "x.mp4", bogus, 64, 64, 10, batch=10)
     assert not (tmp_path / "x.mp4").exists()
+
+
+def test_audio_in_no_allowed_container_is_refused_before_ffmpeg(tmp_path):
+    playlist = tmp_path / "list.wav"
+    playlist.write_text("#EXTM3U\n#EXTINF:1,\nfile:///etc/passwd\n")
+    with pytest.raises(EncodeError, match="not an audio container"):
+        encode(tmp_path / "x.mp4", playlist, 64, 64, 10, batch=10)
+    assert list(tmp_path.iterdir()) == [playlist]
 
 
 def test_exception_inside_aborts_and_removes_partial(tmp_path, short_speech_wav):

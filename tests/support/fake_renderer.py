@@ -41,6 +41,8 @@ class Script:
     load_s: float = 0.0
     load_error: str | None = None  # the factory raises (code models_unavailable) with this message
     check_faces: bool = True
+    sizes: tuple[int, ...] = (256, 512)  # what capabilities() declares loaded
+    enhancers: tuple[str, ...] = ("none", "gfpgan")
 
 
 @dataclass
@@ -96,6 +98,10 @@ class FakeFaceChecker:
     @property
     def script(self) -> Script:
         return self.factory.script
+
+    def capabilities(self) -> dict[str, list[Any]]:
+        return {"sizes": list(self.script.sizes), "enhancers": list(self.script.enhancers),
+                "preprocess": ["crop", "extcrop", "resize", "full", "extfull"]}
 
     def check_face(self, image_path: Path) -> dict[str, Any]:
         _used_by_this_thread(self.factory, self)

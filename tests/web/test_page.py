@@ -41,7 +41,7 @@ def browser():
 
 
 def test_submit_watch_and_play(browser, tmp_path, face_png, speech_wav):
-    factory = FakeFactory(Script(frames=50, batch_s=0.06))
+    factory = FakeFactory(Script(frames=50, batch_s=0.06, sizes=(256,), enhancers=("none",)))
     with live_server(make_settings(tmp_path / "out"), factory) as url:
         page = browser.new_page(viewport={"width": 1100, "height": 1400})
         elsewhere, console_errors = [], []
@@ -49,6 +49,11 @@ def test_submit_watch_and_play(browser, tmp_path, face_png, speech_wav):
                    else (elsewhere.append(route.request.url), route.abort()))
         page.on("console", lambda msg: console_errors.append(msg.text) if msg.type == "error" else None)
         page.goto(url + "/")
+
+        # what the loaded models cannot run is greyed out (from /readyz "capabilities")
+        page.wait_for_selector("#size option[value='512']:disabled", state="attached")
+        assert page.is_disabled("#enhancer option[value='gfpgan']") and page.is_enabled("#size option[value='256']")
+        assert page.is_enabled("#preprocess option[value='full']")
 
         # a wrong key: the API's error code and message are shown
         page.fill("#api-key", "not-the-key")
