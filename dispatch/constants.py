@@ -75,5 +75,5 @@ POD_FAILED_STATES = frozenset({"failed", "canceled"})
 # Pod error codes that no other pod or later attempt can fix: the BullMQ job fails at once.
 PERMANENT_POD_ERRORS = frozenset({
     "invalid_image", "invalid_audio", "audio_too_long", "no_face_detected", "validation_error",
-    "unknown_field", "payload_too_large", "unsupported_media_type", "url_not_allowed",
+    "unknown_field", "payload_too_large", "unsupported_media_type", "url_not_allowed", "silent_audio",
 })

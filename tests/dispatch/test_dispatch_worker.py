@@ -139,7 +139,7 @@ async def test_permanent_pod_error_is_not_retried(pods, media, make_settings, st
     async with platform_api(settings) as client:
         status = await wait_finished(client, await create(client, media, imageUrl=media.audio_url))
     assert status["state"] == "failed" and status["attemptsMade"] == 1
-    assert status["error"].startswith("invalid_image:")
+    assert status["error"].startswith("unsupported_media_type:")  # an audio file is no image container
 
 
 async def test_progress_is_mirrored_while_the_pod_renders(slow_pod, media, make_settings, start_dispatcher):

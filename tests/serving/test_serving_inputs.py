@@ -103,10 +103,11 @@ async def test_check_media_uses_the_api_content_checks(settings, tmp_path, face_
             await check_media(files, limits, ffmpeg)
         return info.value.code
 
-    assert await refused({"image": text, "audio": short_speech_wav}) == "invalid_image"
-    assert await refused({"image": face_png, "audio": text}) == "invalid_audio"
+    # a text file is no allowed container: refused by content before any decoder sees it
+    assert await refused({"image": text, "audio": short_speech_wav}) == "unsupported_media_type"
+    assert await refused({"image": face_png, "audio": text}) == "unsupported_media_type"
     assert await refused({"image": face_png, "audio": speech_wav}) == "audio_too_long"  # ~5 s > 2 s
-    assert await refused({"image": face_png, "audio": short_speech_wav, "ref_pose": text}) == "invalid_video"
+    assert await refused({"image": face_png, "audio": short_speech_wav, "ref_pose": text}) == "unsupported_media_type"
     small = input_limits(make_settings(tmp_path / "o", sadtalker_max_audio_bytes=1000))
     with pytest.raises(ApiError) as info:  # Cog hands over files it fetched itself: their size is checked here
         await check_media({"image": face_png, "audio": short_speech_wav}, small, ffmpeg)

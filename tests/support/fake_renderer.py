@@ -99,10 +99,6 @@ class FakeFaceChecker:
     def script(self) -> Script:
         return self.factory.script
 
-    def capabilities(self) -> dict[str, list[Any]]:
-        return {"sizes": list(self.script.sizes), "enhancers": list(self.script.enhancers),
-                "preprocess": ["crop", "extcrop", "resize", "full", "extfull"]}
-
     def check_face(self, image_path: Path) -> dict[str, Any]:
         _used_by_this_thread(self.factory, self)
         if not self.script.check_faces:
@@ -130,6 +126,10 @@ class FakeRenderer:
     def __init__(self, factory: FakeFactory):
         self.factory = factory
         self.script = factory.script
+
+    def capabilities(self) -> dict[str, list[Any]]:
+        return {"sizes": list(self.factory.script.sizes), "enhancers": list(self.factory.script.enhancers),
+                "preprocess": ["crop", "extcrop", "resize", "full", "extfull"]}
 
     def face_checker(self) -> FakeFaceChecker:
         return FakeFaceChecker(self.factory)
