@@ -66,16 +66,49 @@ def warp_affine(x: torch.Tensor, matrices: np.ndarray, dsize: tuple[int, int],
     n, c, h_src, w_src = x.shape
     width, height = dsize
     inverse = np.stack([_invert_affine(m) for m in np.asarray(matrices, np.float64).reshape(n, 2, 3)])
-    a = torch.from_numpy(inverse.astype(np.float32)).to(x.device)                    # N x 2 x 3, dst -> src
+    a = torch.from_numpy(inverse.astype(np.float32)).to(x.device)                  # N x 2 x 3, dst -> src
     ys, xs = torch.meshgrid(torch.arange(height, device=x.device, dtype=torch.float32),
                             torch.arange(width, device=x.device, dtype=torch.float32), indexing="ij")
     pts = torch.stack([xs, ys, torch.ones_like(xs)], dim=-1).reshape(1, -1, 3)       # 1 x HW x 3
     src = pts @ a.transpose(1, 2)                                                      # N x HW x 2 (pixels)
     grid = torch.stack([(2 * src[..., 0] + 1) / w_src - 1, (2 * src[..., 1] + 1) / h_src - 1], dim=-1)
     fill = torch.as_tensor(border, dtype=x.dtype, device=x.device).reshape(1, -1, 1, 1).expand(1, c, 1, 1)
-    out = F.grid_sample(x - fill, grid.reshape(n, height, width, 2), mode="bilinear", padding_mode="zeros",
+    out = F.grid_sample(x - fill, grid.reshape(n, height, width, 2).to(x.dtype), mode="bilinear", padding_mode="zeros",
                         align_corners=False) + fill
     return to_uint8_values(out) if round_values else out
+
+
+def warp_affine_fixed(x: torch.Tensor, matrices: np.ndarray, dsize: tuple[int, int]) -> torch.Tensor:
+    """`cv2.warpAffine` of float masks as OpenCV 4 does it for float64 images (bilinear, border 0): source
+    coordinates on a 1/32-pixel grid (10-bit products of the matrix, shifted by 5) and table weights.
+
+    x: (N,C,H,W) floats; matrices: (N,2,3) src->dst; dsize = (width, height).
+    """
+    n, c, h_src, w_src = x.shape
+    width, height = dsize
+    padded = F.pad(x, (1, 1, 1, 1))                                 # a 1-px frame of the border value 0
+    out = []
+    for k, m in enumerate(np.asarray(matrices, np.float64).reshape(n, 2, 3)):
+        a = _invert_affine(m)
+        cols, rows = np.arange(width, dtype=np.float64), np.arange(height, dtype=np.float64)
+        # OpenCV: X = (round(a01*y*1024 + a02*1024) + 16 + round(a00*x*1024)) >> 5, in 1/32 px (same for Y)
+        fx = (np.rint(a[0, 1] * rows[:, None] * 1024 + a[0, 2] * 1024) + np.rint(a[0, 0] * cols * 1024))
+        fy = (np.rint(a[1, 1] * rows[:, None] * 1024 + a[1, 2] * 1024) + np.rint(a[1, 0] * cols * 1024))
+        gx = torch.from_numpy(np.floor((fx + 16) / 32).astype(np.int64)).to(x.device)
+        gy = torch.from_numpy(np.floor((fy + 16) / 32).astype(np.int64)).to(x.device)
+        ix, iy = gx >> 5, gy >> 5
+        # OpenCV's weight table: float32 products of the 1-D weights, summed in the image's precision
+        wx, wy = (gx & 31).to(torch.float32) / 32, (gy & 31).to(torch.float32) / 32
+        weights = [((1 - wy) * (1 - wx)), ((1 - wy) * wx), (wy * (1 - wx)), (wy * wx)]
+        img = padded[k].reshape(c, -1)
+        taps = [(0, 0), (0, 1), (1, 0), (1, 1)]
+        total = torch.zeros(c, height, width, dtype=x.dtype, device=x.device)
+        for (dy, dx), weight in zip(taps, weights, strict=True):
+            yy = (iy + dy).clamp(-1, h_src) + 1
+            xx = (ix + dx).clamp(-1, w_src) + 1
+            total = total + img[:, (yy * (w_src + 2) + xx).reshape(-1)].reshape(c, height, width) * weight.to(x.dtype)
+        out.append(total)
+    return torch.stack(out)
 
 
 def _invert_affine(m: np.ndarray) -> np.ndarray:
@@ -83,17 +116,18 @@ def _invert_affine(m: np.ndarray) -> np.ndarray:
     return np.linalg.inv(full)[:2]
 
 
-def gaussian_kernel(ksize: int, sigma: float, device: torch.device | str = "cpu") -> torch.Tensor:
-    """`cv2.getGaussianKernel(ksize, sigma)` as a float32 (ksize,) tensor."""
+def gaussian_kernel(ksize: int, sigma: float, device: torch.device | str = "cpu",
+                    dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """`cv2.getGaussianKernel(ksize, sigma)` as a (ksize,) tensor."""
     offsets = np.arange(ksize, dtype=np.float64) - (ksize - 1) / 2
     weights = np.exp(-offsets**2 / (2 * sigma**2))
-    return torch.from_numpy((weights / weights.sum()).astype(np.float32)).to(device)
+    return torch.from_numpy(weights / weights.sum()).to(device, dtype)
 
 
 def gaussian_blur(x: torch.Tensor, ksize: int, sigma: float) -> torch.Tensor:
     """`cv2.GaussianBlur(img, (k, k), sigma)` of (N,C,H,W) floats: separable, BORDER_REFLECT_101."""
     c, r = x.shape[1], ksize // 2
-    k = gaussian_kernel(ksize, sigma, x.device).to(x.dtype)
+    k = gaussian_kernel(ksize, sigma, x.device, x.dtype)
     out = F.conv2d(F.pad(x, (r, r, 0, 0), mode="reflect"), k.view(1, 1, 1, -1).expand(c, 1, 1, ksize), groups=c)
     return F.conv2d(F.pad(out, (0, 0, r, r), mode="reflect"), k.view(1, 1, -1, 1).expand(c, 1, ksize, 1), groups=c)
 
