@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 
+import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -118,10 +119,8 @@ def _invert_affine(m: np.ndarray) -> np.ndarray:
 
 def gaussian_kernel(ksize: int, sigma: float, device: torch.device | str = "cpu",
                     dtype: torch.dtype = torch.float32) -> torch.Tensor:
-    """`cv2.getGaussianKernel(ksize, sigma)` as a (ksize,) tensor."""
-    offsets = np.arange(ksize, dtype=np.float64) - (ksize - 1) / 2
-    weights = np.exp(-offsets**2 / (2 * sigma**2))
-    return torch.from_numpy(weights / weights.sum()).to(device, dtype)
+    """`cv2.getGaussianKernel(ksize, sigma)` (its float64 taps, to the last bit) as a (ksize,) tensor."""
+    return torch.from_numpy(cv2.getGaussianKernel(ksize, sigma, cv2.CV_64F)[:, 0].copy()).to(device, dtype)
 
 
 def gaussian_blur(x: torch.Tensor, ksize: int, sigma: float) -> torch.Tensor:
@@ -140,8 +139,13 @@ def lanczos_weights(frac: float) -> np.ndarray:
 
 
 def upscale2x_lanczos(x: torch.Tensor) -> torch.Tensor:
-    """`cv2.resize(img, (2w, 2h), interpolation=INTER_LANCZOS4)`, rounded to 0..255 (edges replicated)."""
-    return to_uint8_values(_lanczos2x_axis(_lanczos2x_axis(x, dim=-1), dim=-2))
+    """`cv2.resize(img, (2w, 2h), interpolation=INTER_LANCZOS4)` of uint8 images, edges replicated.
+
+    OpenCV's 8-bit arithmetic: taps rounded to 11 bits, exact integer sums along rows then columns, then
+    (sum + 2^21) >> 22; here in float64 (every intermediate is an integer below 2^53, so exact).
+    """
+    rows = _lanczos2x_axis(x.double(), dim=-1)
+    return torch.floor((_lanczos2x_axis(rows, dim=-2) + 2.0**21) / 2.0**22).clamp_(0, 255).to(x.dtype)
 
 
 def _lanczos2x_axis(x: torch.Tensor, dim: int) -> torch.Tensor:
@@ -151,7 +155,8 @@ def _lanczos2x_axis(x: torch.Tensor, dim: int) -> torch.Tensor:
     flat = moved.reshape(-1, 1, length)
     padded = F.pad(flat, (4, 4), mode="replicate")
     taps = np.stack([lanczos_weights(0.75), lanczos_weights(0.25)]).astype(np.float32)
-    kernel = torch.from_numpy(taps).to(x.device, x.dtype).view(2, 1, LANCZOS_TAPS)
+    fixed = np.round(taps * 2048)   # 11-bit taps; each row sums to 2048
+    kernel = torch.from_numpy(fixed).to(x.device, x.dtype).view(2, 1, LANCZOS_TAPS)
     both = F.conv1d(padded, kernel)                                            # B x 2 x (length + 1)
     out = torch.stack([both[:, 0, :length], both[:, 1, 1:length + 1]], dim=-1).reshape(*shape[:-1], 2 * length)
     return out.movedim(-1, dim)
@@ -207,3 +212,15 @@ def _dst1(x: torch.Tensor) -> torch.Tensor:
 
 def _dst2(x: torch.Tensor) -> torch.Tensor:
     return _dst1(_dst1(x).transpose(-1, -2)).transpose(-1, -2)
+
+
+def to_host_uint8(x: torch.Tensor) -> np.ndarray:
+    """(N,3,H,W) 0..255 values -> (N,H,W,3) uint8 numpy: the one copy of a batch off the device. On CUDA it
+    goes through pinned memory with a non-blocking copy (waited for before the array is handed over)."""
+    pixels = x.clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).contiguous()
+    if pixels.device.type != "cuda":
+        return pixels.cpu().numpy()
+    host = torch.empty(pixels.shape, dtype=torch.uint8, pin_memory=True)
+    host.copy_(pixels, non_blocking=True)
+    torch.cuda.current_stream(pixels.device).synchronize()
+    return host.numpy()

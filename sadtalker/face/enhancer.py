@@ -133,6 +133,7 @@ class Enhancer:
         masks = paste_device.parse_masks(self.parse_device(restored))
         return paste_device.paste_faces(frames, owners, restored, np.stack(inverses), masks, UPSCALE)
 
+    @torch.no_grad()
     def restore_device(self, crops: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         """(K,3,512,512) aligned RGB 0..255 crops -> restored, rounded to 0..255 values, on their device."""
         p = next(self.gfpgan.parameters())
@@ -148,6 +149,7 @@ class Enhancer:
                 out.append(chunk.clone())
         return torch.cat(out)
 
+    @torch.no_grad()
     def parse_device(self, faces: torch.Tensor) -> torch.Tensor:
         """(K,3,512,512) RGB 0..255 faces -> (K,512,512) ParseNet labels, on their device."""
         p = next(self.parsenet.parameters())

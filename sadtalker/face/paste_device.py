@@ -21,6 +21,7 @@ from .constants import (
     WARP_BORDER_BGR,
 )
 
+PLATEAU_TOLERANCE = 1e-9   # a window that reaches a 0 pixel is at least 255 * 3e-5 below 255
 WARP_BORDER_RGB = tuple(float(v) for v in WARP_BORDER_BGR[::-1])
 
 
@@ -38,6 +39,9 @@ def parse_masks(labels: torch.Tensor) -> torch.Tensor:
     mask = colormap[labels.long()][:, None]
     for _ in range(PARSE_BLUR_TIMES):
         mask = imageops.gaussian_blur(mask, PARSE_BLUR_KSIZE, PARSE_BLUR_SIGMA)
+    # where the whole window is 255 the value is exactly 255 (as OpenCV's sums give it); another order of
+    # summation leaves 255 - 3e-14, which the truncating blend turns into face - 1 on the whole face
+    mask = torch.where((mask - 255).abs() < PLATEAU_TOLERANCE, torch.full_like(mask, 255.0), mask)
     b = PARSE_BORDER_PX
     mask[..., :b, :] = 0
     mask[..., -b:, :] = 0
