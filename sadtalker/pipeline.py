@@ -41,7 +41,9 @@ STAGES = ("preprocess", "audio_to_coeff", "render", "enhance", "encode")
 NUM_POSE_STYLES = 46
 MAX_EXPRESSION_SCALE = 3.0
 MAX_BATCH_SIZE = 64
-POSTPROCESS = ("device", "cpu")   # resize/paste-back/enhancer on the pipeline's device, or the numpy reference
+# resize/paste-back/enhancer batched on the pipeline's device, or the numpy/OpenCV reference; "auto": the device
+# path on CUDA, the reference on the CPU (where it is the faster of the two, docs/performance.md)
+POSTPROCESS = ("auto", "device", "cpu")
 MAPPING_FILES = ("mapping_00229-model.pth.tar", "mapping_00109-model.pth.tar")
 DOWNLOAD_HINT = "download the official files with scripts/download_checkpoints.sh"
 
@@ -126,7 +128,7 @@ class Pipeline:
     """Every model loaded once on one device; `generate` may be called many times (not concurrently)."""
 
     def __init__(self, checkpoint_dir: Path, models: dict, analyzer: Any, enhancer: Any,
-                 enhancer_missing: list[str], device: str, *, postprocess: str = "device",
+                 enhancer_missing: list[str], device: str, *, postprocess: str = "auto",
                  force_face: bool = False):
         self.checkpoint_dir = checkpoint_dir
         self.models = models               # size -> SadTalkerModel
@@ -136,17 +138,19 @@ class Pipeline:
         self.device = device
         if postprocess not in POSTPROCESS:
             raise ValueError(f"postprocess must be one of {', '.join(POSTPROCESS)}, got {postprocess!r}")
+        if postprocess == "auto":
+            postprocess = "device" if str(device).startswith("cuda") else "cpu"
         self.postprocess = postprocess     # "device" | "cpu" (the numpy/OpenCV reference path)
         self.force_face = force_face       # benchmarks: the enhancer uses the photo's face instead of detecting
 
     @classmethod
     def load(cls, checkpoint_dir: str | Path, *, device: str | None = None, half: bool = False,
-             sizes: tuple[int, ...] = (256,), enhancer: bool = True, postprocess: str = "device",
+             sizes: tuple[int, ...] = (256,), enhancer: bool = True, postprocess: str = "auto",
              force_face: bool = False) -> Pipeline:
         """Load the renderer/audio/3DMM models for `sizes`, the face analyzer and (if present) GFPGAN.
 
         postprocess: "device" runs resize, paste-back and the enhancer batched on `device`; "cpu" the
-        numpy/OpenCV reference path. force_face: the enhancer takes the photo's known face in every frame
+        numpy/OpenCV reference path; "auto" the first on CUDA, the second on the CPU. force_face: the enhancer takes the photo's known face in every frame
         instead of detecting one (benchmarks on stand-in weights, whose noise frames show no face).
         """
         if postprocess not in POSTPROCESS:

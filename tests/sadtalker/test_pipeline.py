@@ -285,14 +285,15 @@ def test_device_postprocess_matches_the_cpu_reference(face_png, rng, full):
     assert isinstance(kept, torch.Tensor)   # stays on the device for the enhancer
 
 
-def test_postprocess_is_validated_and_cpu_path_still_renders(small_checkpoints, pipeline, face_png, tiny_speech,
+def test_postprocess_is_validated_and_the_device_path_renders(small_checkpoints, pipeline, face_png, tiny_speech,
                                                             tmp_path):
     with pytest.raises(ValueError, match="postprocess"):
         Pipeline.load(small_checkpoints, device="cpu", enhancer=False, postprocess="gpu")
-    assert pipeline.postprocess == "device"
-    reference = Pipeline(pipeline.checkpoint_dir, pipeline.models, pipeline.analyzer, None, [], "cpu",
-                         postprocess="cpu")
-    result = reference.generate(face_png, tiny_speech, tmp_path / "cpu.mp4", GenerateOptions(preprocess="full", seed=1))
+    assert pipeline.postprocess == "cpu"   # "auto" on the CPU: the faster reference path
+    assert Pipeline(pipeline.checkpoint_dir, pipeline.models, pipeline.analyzer, None, [], "cuda").postprocess == "device"
+    on_device = Pipeline(pipeline.checkpoint_dir, pipeline.models, pipeline.analyzer, None, [], "cpu",
+                         postprocess="device")
+    result = on_device.generate(face_png, tiny_speech, tmp_path / "dev.mp4", GenerateOptions(preprocess="full", seed=1))
     assert_playable_mp4(result.video_path, TINY_FRAMES, expected_size(pipeline, face_png, "full"))
 
 
@@ -336,6 +337,6 @@ def test_force_face_makes_gfpgan_run_on_every_frame(pipeline, reference_dir, fac
     options = GenerateOptions(enhancer="gfpgan", seed=2)
     for force in (False, True):
         run = Pipeline(pipeline.checkpoint_dir, pipeline.models, pipeline.analyzer, enhancer, [], "cpu",
-                       force_face=force)
+                       postprocess="device", force_face=force)
         run.generate(face_png, tiny_speech, tmp_path / f"forced_{force}.mp4", options)
         assert sum(restored) == (TINY_FRAMES if force else 0)
