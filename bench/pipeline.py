@@ -12,7 +12,7 @@ Render, enhance and encode are streamed batch by batch, so the render (or render
 feeding the encoder and the encode row is only ffmpeg finishing the file.
 Stand-in renderers draw noise, in which no detector finds a face, so GFPGAN would never run: --force-face makes
 the enhancer use the photo's known face in every frame, and the `enhancer` line says on how many frames GFPGAN
-really ran. --postprocess cpu measures the numpy/OpenCV reference post-processing instead of the device one.
+really ran. --postprocess device|cpu picks the post-processing path (default auto: the device one on CUDA).
 """
 
 from __future__ import annotations
