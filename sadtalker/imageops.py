@@ -92,11 +92,12 @@ def warp_affine_fixed(x: torch.Tensor, matrices: np.ndarray, dsize: tuple[int, i
     for k, m in enumerate(np.asarray(matrices, np.float64).reshape(n, 2, 3)):
         a = _invert_affine(m)
         cols, rows = np.arange(width, dtype=np.float64), np.arange(height, dtype=np.float64)
-        # OpenCV: X = (round(a01*y*1024 + a02*1024) + 16 + round(a00*x*1024)) >> 5, in 1/32 px (same for Y)
-        fx = (np.rint(a[0, 1] * rows[:, None] * 1024 + a[0, 2] * 1024) + np.rint(a[0, 0] * cols * 1024))
-        fy = (np.rint(a[1, 1] * rows[:, None] * 1024 + a[1, 2] * 1024) + np.rint(a[1, 0] * cols * 1024))
-        gx = torch.from_numpy(np.floor((fx + 16) / 32).astype(np.int64)).to(x.device)
-        gy = torch.from_numpy(np.floor((fy + 16) / 32).astype(np.int64)).to(x.device)
+        # OpenCV: X = (round((a01*y + a02)*1024) + round(a00*x*1024) + 16) >> 5, in 1/32 px (same for Y);
+        # only the per-row and per-column terms are computed here, the sum on the device
+        gx = (_rounded((a[0, 1] * rows + a[0, 2]) * 1024, x.device)[:, None]
+              + _rounded(a[0, 0] * cols * 1024, x.device)[None, :] + 16) >> 5
+        gy = (_rounded((a[1, 1] * rows + a[1, 2]) * 1024, x.device)[:, None]
+              + _rounded(a[1, 0] * cols * 1024, x.device)[None, :] + 16) >> 5
         ix, iy = gx >> 5, gy >> 5
         # OpenCV's weight table: float32 products of the 1-D weights, summed in the image's precision
         wx, wy = (gx & 31).to(torch.float32) / 32, (gy & 31).to(torch.float32) / 32
@@ -110,6 +111,11 @@ def warp_affine_fixed(x: torch.Tensor, matrices: np.ndarray, dsize: tuple[int, i
             total = total + img[:, (yy * (w_src + 2) + xx).reshape(-1)].reshape(c, height, width) * weight.to(x.dtype)
         out.append(total)
     return torch.stack(out)
+
+
+def _rounded(values: np.ndarray, device: torch.device) -> torch.Tensor:
+    """cvRound (half to even) of float64 values, as int64 on `device`."""
+    return torch.from_numpy(np.rint(values).astype(np.int64)).to(device)
 
 
 def _invert_affine(m: np.ndarray) -> np.ndarray:
