@@ -5,6 +5,8 @@ parsed in one ParseNet forward. GFPGAN's `weight` argument (0.5 in SadTalker) ha
 and has none here. Noise: "random" draws the 15 noise maps per face from a seeded CPU generator in the
 reference's order (equal to the reference run after `torch.manual_seed(seed)`); "stored" uses the noise
 buffers of the weight file (the reference's `randomize_noise=False`; fully deterministic).
+`enhance` is the numpy/OpenCV reference flow; `enhance_device` runs the same flow on the frames' device
+(`paste_device`), within one level of it (docs/performance.md).
 """
 
 from __future__ import annotations
