@@ -11,8 +11,8 @@ enhance it. Without --image/--audio: skimage's astronaut and espeak-ng speech lo
 Render, enhance and encode are streamed batch by batch, so the render (or render+enhance) row includes
 feeding the encoder and the encode row is only ffmpeg finishing the file.
 Stand-in renderers draw noise, in which no detector finds a face, so GFPGAN would never run: --force-face makes
-the enhancer use the photo's known face in every frame, and the `enhancer` line says on how many frames GFPGAN
-really ran. --postprocess device|cpu picks the post-processing path (default auto: the device one on CUDA).
+the enhancer use the photo's known face in every frame; the `ran:` line says on how many frames the paste-back
+and GFPGAN really ran. --postprocess device|cpu picks the post-processing path (default auto: the device one on CUDA).
 """
 
 from __future__ import annotations
@@ -91,20 +91,34 @@ def load_pipeline(args: argparse.Namespace, checkpoints: Path, work: Path) -> Pi
     return pipeline
 
 
-class FaceCounter:
-    """Counts the faces GFPGAN restores (both post-processing paths), to tell whether it really ran."""
+class RunCounter:
+    """Counts what really ran in the post-processing stages: frames pasted back (full modes) and faces GFPGAN
+    restored (either path), by wrapping those calls."""
 
-    def __init__(self, enhancer):
-        self.faces = 0
-        for name in ("restore", "restore_device"):
-            original = getattr(enhancer, name)
-            setattr(enhancer, name, self._counting(original))
+    def __init__(self, pipeline: Pipeline):
+        import sadtalker.pipeline as module
 
-    def _counting(self, original):
-        def restore(crops, generator=None):
-            self.faces += len(crops)
-            return original(crops, generator)
-        return restore
+        self.pasted = self.faces = 0
+        for name in ("paste_frames", "paste_frames_device"):
+            setattr(module, name, self._counting(getattr(module, name), "pasted"))
+        if pipeline.enhancer is not None:
+            for name in ("restore", "restore_device"):
+                setattr(pipeline.enhancer, name, self._counting(getattr(pipeline.enhancer, name), "faces"))
+
+    def _counting(self, original, counter: str):
+        def call(batch, *args, **kwargs):
+            setattr(self, counter, getattr(self, counter) + len(batch))
+            return original(batch, *args, **kwargs)
+        return call
+
+    def summary(self, frames: int, preprocess: str, enhancer: str, forced: bool) -> str:
+        def share(count: int, what: str) -> str:
+            return f"{count}/{frames} {what}" + ("" if count >= frames else " (NOT every frame)")
+
+        paste = share(self.pasted, "frames") if preprocess in ("full", "extfull") else "not in this mode"
+        gfpgan = (share(self.faces, "frames with a face") + (" (forced face)" if forced else "")
+                  if enhancer == "gfpgan" else "off")
+        return f"ran: render {frames}/{frames} frames, paste-back {paste}, GFPGAN {gfpgan}"
 
 
 def main() -> int:
@@ -135,7 +149,7 @@ def main() -> int:
                                                               args.enhancer)
         pipeline = load_pipeline(args, checkpoints, work)
         loaded = time.perf_counter()
-        counter = FaceCounter(pipeline.enhancer) if pipeline.enhancer is not None else None
+        counter = RunCounter(pipeline)
         clock = StageClock()
         options = GenerateOptions(preprocess=args.preprocess, size=args.size, enhancer=args.enhancer,
                                   batch_size=args.batch_size, seed=0)
@@ -154,10 +168,7 @@ def main() -> int:
         print(f"{stage:<16}{seconds:>10.2f}{frames or '':>8}{fps}")
     total = end - min(clock.started.values())
     print(f"{'total':<16}{total:>10.2f}{result.frames:>8}{result.frames / total:9.2f}")
-    if counter is not None:
-        ran = "every frame" if counter.faces >= result.frames else f"NOT every frame ({counter.faces} faces)"
-        print(f"enhancer: GFPGAN restored {counter.faces} faces in {result.frames} frames: ran on {ran}"
-              f"{' (forced face)' if args.force_face else ''}")
+    print(counter.summary(result.frames, args.preprocess, args.enhancer, args.force_face))
     return 0
 
 
