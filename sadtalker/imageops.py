@@ -57,19 +57,22 @@ def _linear_taps(dst: int, src: int, device: torch.device) -> tuple[torch.Tensor
 
 
 def warp_affine(x: torch.Tensor, matrices: np.ndarray, dsize: tuple[int, int],
-                border: tuple[float, ...] | float = 0.0, *, round_values: bool = True) -> torch.Tensor:
+                border: tuple[float, ...] | float = 0.0, *, round_values: bool = True,
+                origin: tuple[int, int] = (0, 0)) -> torch.Tensor:
     """`cv2.warpAffine` (bilinear, constant border) of each image with its own (2,3) src->dst matrix.
 
     x: (N,C,H,W); matrices: (N,2,3); dsize = (width, height). round_values: uint8 images (rounded and
-    saturated), else float masks. Samples are taken with grid_sample on (x - border), so pixels outside the
-    image read exactly the border value.
+    saturated), else float masks. origin: the output is the window of that size starting at this (x, y)
+    of the full output. Samples are taken with grid_sample on (x - border), so pixels outside the image read
+    exactly the border value.
     """
     n, c, h_src, w_src = x.shape
     width, height = dsize
     inverse = np.stack([_invert_affine(m) for m in np.asarray(matrices, np.float64).reshape(n, 2, 3)])
     a = torch.from_numpy(inverse.astype(np.float32)).to(x.device)                  # N x 2 x 3, dst -> src
-    ys, xs = torch.meshgrid(torch.arange(height, device=x.device, dtype=torch.float32),
-                            torch.arange(width, device=x.device, dtype=torch.float32), indexing="ij")
+    ys, xs = torch.meshgrid(torch.arange(origin[1], origin[1] + height, device=x.device, dtype=torch.float32),
+                            torch.arange(origin[0], origin[0] + width, device=x.device, dtype=torch.float32),
+                            indexing="ij")
     pts = torch.stack([xs, ys, torch.ones_like(xs)], dim=-1).reshape(1, -1, 3)       # 1 x HW x 3
     src = pts @ a.transpose(1, 2)                                                      # N x HW x 2 (pixels)
     grid = torch.stack([(2 * src[..., 0] + 1) / w_src - 1, (2 * src[..., 1] + 1) / h_src - 1], dim=-1)
@@ -79,11 +82,12 @@ def warp_affine(x: torch.Tensor, matrices: np.ndarray, dsize: tuple[int, int],
     return to_uint8_values(out) if round_values else out
 
 
-def warp_affine_fixed(x: torch.Tensor, matrices: np.ndarray, dsize: tuple[int, int]) -> torch.Tensor:
+def warp_affine_fixed(x: torch.Tensor, matrices: np.ndarray, dsize: tuple[int, int],
+                      origin: tuple[int, int] = (0, 0)) -> torch.Tensor:
     """`cv2.warpAffine` of float masks as OpenCV 4 does it for float64 images (bilinear, border 0): source
     coordinates on a 1/32-pixel grid (10-bit products of the matrix, shifted by 5) and table weights.
 
-    x: (N,C,H,W) floats; matrices: (N,2,3) src->dst; dsize = (width, height).
+    x: (N,C,H,W) floats; matrices: (N,2,3) src->dst; dsize = (width, height); origin as in `warp_affine`.
     """
     n, c, h_src, w_src = x.shape
     width, height = dsize
@@ -91,7 +95,8 @@ def warp_affine_fixed(x: torch.Tensor, matrices: np.ndarray, dsize: tuple[int, i
     out = []
     for k, m in enumerate(np.asarray(matrices, np.float64).reshape(n, 2, 3)):
         a = _invert_affine(m)
-        cols, rows = np.arange(width, dtype=np.float64), np.arange(height, dtype=np.float64)
+        cols = np.arange(origin[0], origin[0] + width, dtype=np.float64)
+        rows = np.arange(origin[1], origin[1] + height, dtype=np.float64)
         # OpenCV: X = (round((a01*y + a02)*1024) + round(a00*x*1024) + 16) >> 5, in 1/32 px (same for Y);
         # only the per-row and per-column terms are computed here, the sum on the device
         gx = (_rounded((a[0, 1] * rows + a[0, 2]) * 1024, x.device)[:, None]
@@ -111,6 +116,17 @@ def warp_affine_fixed(x: torch.Tensor, matrices: np.ndarray, dsize: tuple[int, i
             total = total + img[:, (yy * (w_src + 2) + xx).reshape(-1)].reshape(c, height, width) * weight.to(x.dtype)
         out.append(total)
     return torch.stack(out)
+
+
+def reach(matrix: np.ndarray, src_wh: tuple[int, int], dst_wh: tuple[int, int]) -> tuple[int, int, int, int]:
+    """The output window (x0, y0, x1, y1) a bilinear warp of a src_wh image by the (2,3) src->dst matrix can
+    touch (2 px of slack); outside it every sample is the border value."""
+    w, h = src_wh
+    corners = np.array([[-1, -1, 1], [w, -1, 1], [-1, h, 1], [w, h, 1]], np.float64) @ np.asarray(matrix).T
+    x0, y0 = np.floor(corners.min(axis=0)) - 2
+    x1, y1 = np.ceil(corners.max(axis=0)) + 3
+    clip = lambda v, hi: int(np.clip(v, 0, hi))  # noqa: E731
+    return clip(x0, dst_wh[0]), clip(y0, dst_wh[1]), clip(x1, dst_wh[0]), clip(y1, dst_wh[1])
 
 
 def _rounded(values: np.ndarray, device: torch.device) -> torch.Tensor:

@@ -59,12 +59,17 @@ def paste_faces(frames: torch.Tensor, owners: list[int], restored: torch.Tensor,
     out = imageops.upscale2x_lanczos(frames)
     if not owners:
         return out
-    size = (out.shape[-1], out.shape[-2])
-    faces = imageops.warp_affine(restored, inverses, size)                        # K x 3 x uH x uW, rounded
-    # float64 as the reference: where the soft mask's tail is ~1e-9, the truncating cast keeps the sign
-    # of m * (face - background), which float32 would round away
-    weights = imageops.warp_affine_fixed(masks.double(), inverses, size)          # K x 1 x uH x uW
     blended = out.double()
     for k, n in enumerate(owners):
-        blended[n] = weights[k] * faces[k].double() + (1 - weights[k]) * blended[n]
+        # only the window the face can reach: outside it the mask is exactly 0 and the frame stays as it is
+        x0, y0, x1, y1 = imageops.reach(inverses[k], (FACE_SIZE, FACE_SIZE), (out.shape[-1], out.shape[-2]))
+        if x1 <= x0 or y1 <= y0:
+            continue
+        size, origin = (x1 - x0, y1 - y0), (x0, y0)
+        face = imageops.warp_affine(restored[k:k + 1], inverses[k:k + 1], size, origin=origin)[0]   # rounded
+        # float64 as the reference: where the soft mask's tail is ~1e-9, the truncating cast keeps the sign
+        # of m * (face - background), which float32 would round away
+        weight = imageops.warp_affine_fixed(masks[k:k + 1].double(), inverses[k:k + 1], size, origin=origin)[0]
+        region = blended[n, :, y0:y1, x0:x1]
+        blended[n, :, y0:y1, x0:x1] = weight * face.double() + (1 - weight) * region
     return torch.trunc(blended).to(out.dtype)
