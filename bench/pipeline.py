@@ -2,6 +2,7 @@
 
     python bench/pipeline.py [--device cpu|cuda] [--small] [--seconds 4] [--enhancer none|gfpgan]
                              [--checkpoint-dir D] [--image I] [--audio A] [--preprocess crop] [--size 256]
+                             [--postprocess auto|device|cpu] [--force-face]
 
 Without --checkpoint-dir, stand-in checkpoints (official formats; `--small` for the narrow networks) are
 written to a temporary folder from `../shared/reference` (set --reference-dir otherwise); stand-in face models
@@ -9,6 +10,9 @@ give no detections, so the dlib fallback finds the face and, with --enhancer gfp
 enhance it. Without --image/--audio: skimage's astronaut and espeak-ng speech looped to --seconds.
 Render, enhance and encode are streamed batch by batch, so the render (or render+enhance) row includes
 feeding the encoder and the encode row is only ffmpeg finishing the file.
+Stand-in renderers draw noise, in which no detector finds a face, so GFPGAN would never run: --force-face makes
+the enhancer use the photo's known face in every frame; the `ran:` line says on how many frames the paste-back
+and GFPGAN really ran. --postprocess device|cpu picks the post-processing path (default auto: the device one on CUDA).
 """
 
 from __future__ import annotations
@@ -78,13 +82,43 @@ class StageClock:
 
 def load_pipeline(args: argparse.Namespace, checkpoints: Path, work: Path) -> Pipeline:
     pipeline = Pipeline.load(checkpoints, device=args.device, sizes=(args.size,), enhancer=False,
-                             half=args.half)
+                             half=args.half, postprocess=args.postprocess, force_face=args.force_face)
     if args.enhancer == "gfpgan":
         from sadtalker.face import Enhancer
 
         face_dir = checkpoints if args.checkpoint_dir else work / "face_models"
         pipeline.enhancer = Enhancer.load(face_dir, device=pipeline.device, analyzer=pipeline.analyzer)
     return pipeline
+
+
+class RunCounter:
+    """Counts what really ran in the post-processing stages: frames pasted back (full modes) and faces GFPGAN
+    restored (either path), by wrapping those calls."""
+
+    def __init__(self, pipeline: Pipeline):
+        import sadtalker.pipeline as module
+
+        self.pasted = self.faces = 0
+        for name in ("paste_frames", "paste_frames_device"):
+            setattr(module, name, self._counting(getattr(module, name), "pasted"))
+        if pipeline.enhancer is not None:
+            for name in ("restore", "restore_device"):
+                setattr(pipeline.enhancer, name, self._counting(getattr(pipeline.enhancer, name), "faces"))
+
+    def _counting(self, original, counter: str):
+        def call(batch, *args, **kwargs):
+            setattr(self, counter, getattr(self, counter) + len(batch))
+            return original(batch, *args, **kwargs)
+        return call
+
+    def summary(self, frames: int, preprocess: str, enhancer: str, forced: bool) -> str:
+        def share(count: int, what: str) -> str:
+            return f"{count}/{frames} {what}" + ("" if count >= frames else " (NOT every frame)")
+
+        paste = share(self.pasted, "frames") if preprocess in ("full", "extfull") else "not in this mode"
+        gfpgan = (share(self.faces, "frames with a face") + (" (forced face)" if forced else "")
+                  if enhancer == "gfpgan" else "off")
+        return f"ran: render {frames}/{frames} frames, paste-back {paste}, GFPGAN {gfpgan}"
 
 
 def main() -> int:
@@ -101,6 +135,9 @@ def main() -> int:
     parser.add_argument("--reference-dir", type=Path, default=ROOT.parent / "shared" / "reference")
     parser.add_argument("--image", type=Path)
     parser.add_argument("--audio", type=Path)
+    parser.add_argument("--postprocess", choices=("auto", "device", "cpu"), default="auto")
+    parser.add_argument("--force-face", action="store_true",
+                        help="the enhancer uses the photo's face in every frame instead of detecting")
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory(prefix="bench_pipeline_") as tmp:
@@ -112,6 +149,7 @@ def main() -> int:
                                                               args.enhancer)
         pipeline = load_pipeline(args, checkpoints, work)
         loaded = time.perf_counter()
+        counter = RunCounter(pipeline)
         clock = StageClock()
         options = GenerateOptions(preprocess=args.preprocess, size=args.size, enhancer=args.enhancer,
                                   batch_size=args.batch_size, seed=0)
@@ -121,7 +159,7 @@ def main() -> int:
     print(f"device {pipeline.device}, {'small' if args.small else 'full-size'} networks"
           f"{'' if args.checkpoint_dir is None else ' from ' + str(args.checkpoint_dir)}, preprocess "
           f"{args.preprocess}, size {args.size}, batch {args.batch_size}, enhancer {args.enhancer}, "
-          f"face detector {result.face_detector}")
+          f"face detector {result.face_detector}, post-processing {pipeline.postprocess}")
     print(f"clip {result.duration_s:.2f} s = {result.frames} frames -> {result.width}x{result.height}; "
           f"load (incl. writing stand-ins) {loaded - started:.1f} s")
     print(f"{'stage':<16}{'wall s':>10}{'frames':>8}{'fps':>9}")
@@ -130,6 +168,7 @@ def main() -> int:
         print(f"{stage:<16}{seconds:>10.2f}{frames or '':>8}{fps}")
     total = end - min(clock.started.values())
     print(f"{'total':<16}{total:>10.2f}{result.frames:>8}{result.frames / total:9.2f}")
+    print(counter.summary(result.frames, args.preprocess, args.enhancer, args.force_face))
     return 0
 
 

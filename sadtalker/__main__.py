@@ -53,7 +53,7 @@ class StageBars:
 
 def build_parser() -> argparse.ArgumentParser:
     from .crop import MODES
-    from .pipeline import ENHANCERS, SIZES
+    from .pipeline import ENHANCERS, POSTPROCESS, SIZES
 
     parser = argparse.ArgumentParser(prog="python -m sadtalker", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -76,6 +76,8 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--device", help="cpu or cuda (default: cuda if available)")
     gen.add_argument("--half", action="store_true", help="float16 renderer (GPU)")
     gen.add_argument("--batch-size", type=int, default=2)
+    gen.add_argument("--postprocess", choices=POSTPROCESS, default="auto",
+                     help="resize/paste-back/enhancer on the device, or the numpy reference (auto: device on CUDA)")
     gen.add_argument("--quiet", action="store_true", help="no progress bars")
     check = sub.add_parser("check", help="list missing checkpoint files")
     check.add_argument("--checkpoint-dir", type=Path, default=Path("checkpoints"))
@@ -94,7 +96,7 @@ def run_generate(args: argparse.Namespace) -> int:
     bars = StageBars(enabled=not args.quiet)
     try:
         pipeline = Pipeline.load(args.checkpoint_dir, device=args.device, half=args.half, sizes=(args.size,),
-                                 enhancer=args.enhancer == "gfpgan")
+                                 enhancer=args.enhancer == "gfpgan", postprocess=args.postprocess)
         result = pipeline.generate(args.image, args.audio, args.out, options, progress=bars)
     finally:
         bars.close()

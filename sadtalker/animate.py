@@ -87,6 +87,11 @@ def quantize(frames: torch.Tensor) -> np.ndarray:
     return torch.round(scaled).clamp_(0, 255).to(torch.uint8).cpu().numpy()
 
 
+def quantize_on_device(frames: torch.Tensor) -> torch.Tensor:
+    """`quantize` kept on the device: (N,3,H,W) float32 holding the same 0..255 integers."""
+    return torch.round(frames.float() * 255.0).clamp_(0, 255)
+
+
 @dataclass
 class SourceEncoding:
     """Everything that depends on the source image only; computed once per video."""
@@ -128,8 +133,12 @@ def render_float_frames(model: SadTalkerModel, source: SourceEncoding, windows: 
 def render_frames(model: SadTalkerModel, source_image: np.ndarray, source_coeff: np.ndarray, coeffs: np.ndarray,
                   *, preprocess: str = "crop", still: bool = False, expression_scale: float = 1.0,
                   batch_size: int = 2, on_progress: Callable[[int, int], None] | None = None,
-                  should_cancel: Callable[[], bool] | None = None) -> Iterator[np.ndarray]:
+                  should_cancel: Callable[[], bool] | None = None,
+                  as_tensor: bool = False) -> Iterator[np.ndarray] | Iterator[torch.Tensor]:
     """Yield uint8 RGB frames (n,S,S,3) in order, one batch at a time.
+
+    as_tensor: yield the same frames as (n,3,S,S) float32 tensors of 0..255 values on the model's device
+    instead (for post-processing there; nothing leaves the device).
 
     source_image: (S,S,3) uint8 crop; source_coeff: (73,) first-frame coefficients; coeffs: (T,70).
     Raises Cancelled at a batch boundary when `should_cancel()` is true.
@@ -148,7 +157,7 @@ def render_frames(model: SadTalkerModel, source_image: np.ndarray, source_coeff:
                 raise Cancelled(f"rendering canceled after {start} of {total} frames")
             windows = semantic_windows(target, np.arange(start, min(start + batch_size, total)))
             frames, _ = render_float_frames(model, source, windows, preprocess)
-            batch = quantize(frames)  # leaves the device here
+            batch = quantize_on_device(frames) if as_tensor else quantize(frames)  # numpy: leaves the device
             if on_progress is not None:
                 on_progress(start + len(batch), total)
             yield batch

@@ -2,7 +2,8 @@
 
 Each frame is resized to its box and Poisson-blended (`cv2.seamlessClone`, NORMAL_CLONE, all-255 mask) into
 the unresized original, so the video keeps the photo's size. Poisson blending treats channels independently,
-so working in RGB gives the same pixels as the reference's BGR.
+so working in RGB gives the same pixels as the reference's BGR. `paste_frames_device` does the same on the
+pipeline's device for a whole batch (the same Poisson equation solved by a sine transform, `imageops`).
 """
 
 from __future__ import annotations
@@ -11,6 +12,9 @@ from dataclasses import dataclass
 
 import cv2
 import numpy as np
+import torch
+
+from . import imageops
 
 
 @dataclass(frozen=True)
@@ -55,3 +59,25 @@ def paste_frame(frame: np.ndarray, target: PasteTarget) -> np.ndarray:
 def paste_frames(frames: np.ndarray, target: PasteTarget) -> np.ndarray:
     """(n,h,w,3) uint8 frames -> (n,H,W,3) uint8 frames of the photo's size."""
     return np.stack([paste_frame(frame, target) for frame in frames])
+
+
+def paste_frames_device(frames: torch.Tensor, target: PasteTarget, photo: torch.Tensor | None = None) -> torch.Tensor:
+    """`paste_frames` on the frames' device: (n,3,h,w) 0..255 floats -> (n,3,H,W), the photo's size.
+
+    photo: the target photo as a (1,3,H,W) float tensor on that device (uploaded here when not given).
+    """
+    if photo is None:
+        photo = torch.from_numpy(target.photo).to(frames.device).permute(2, 0, 1)[None].to(frames.dtype)
+    x1, y1, x2, y2 = target.box
+    width, height = target.size
+    patch = imageops.resize_bilinear(frames, (x2 - x1, y2 - y1))
+    cx1, cy1, cx2, cy2 = max(x1, 0), max(y1, 0), min(x2, width), min(y2, height)
+    if cx2 - cx1 < 3 or cy2 - cy1 < 3:
+        raise ValueError(f"paste box {target.box} lies outside the {width}x{height} photo")
+    patch = patch[..., cy1 - y1:cy2 - y1, cx1 - x1:cx2 - x1]
+    # seamlessClone drops the outer 1-px frame of an all-255 mask; the region is centred back on the box
+    region = (slice(cy1 + 1, cy2 - 1), slice(cx1 + 1, cx2 - 1))
+    dst = photo[..., region[0], region[1]].expand(len(frames), -1, -1, -1)
+    out = photo.expand(len(frames), -1, -1, -1).clone()
+    out[..., region[0], region[1]] = imageops.poisson_clone(dst, patch[..., 1:-1, 1:-1])
+    return out

@@ -18,11 +18,19 @@ import cv2
 import numpy as np
 import torch
 
+from . import imageops
 from .crop import MODES, output_size
 from .encode import FPS, VideoEncoder
 from .errors import Cancelled, InvalidAudio, MissingCheckpoints
-from .pasteback import paste_frames
-from .preprocess import SourceFace, faces_for_crop, largest_face, prepare_source, read_image
+from .pasteback import paste_frames, paste_frames_device
+from .preprocess import (
+    SourceFace,
+    faces_for_crop,
+    landmarks_in_crop,
+    largest_face,
+    prepare_source,
+    read_image,
+)
 from .reference_video import reference_coeffs, tile_to
 
 log = logging.getLogger(__name__)
@@ -33,6 +41,9 @@ STAGES = ("preprocess", "audio_to_coeff", "render", "enhance", "encode")
 NUM_POSE_STYLES = 46
 MAX_EXPRESSION_SCALE = 3.0
 MAX_BATCH_SIZE = 64
+# resize/paste-back/enhancer batched on the pipeline's device, or the numpy/OpenCV reference; "auto": the device
+# path on CUDA, the reference on the CPU (where it is the faster of the two, docs/performance.md)
+POSTPROCESS = ("auto", "device", "cpu")
 MAPPING_FILES = ("mapping_00229-model.pth.tar", "mapping_00109-model.pth.tar")
 DOWNLOAD_HINT = "download the official files with scripts/download_checkpoints.sh"
 
@@ -117,20 +128,36 @@ class Pipeline:
     """Every model loaded once on one device; `generate` may be called many times (not concurrently)."""
 
     def __init__(self, checkpoint_dir: Path, models: dict, analyzer: Any, enhancer: Any,
-                 enhancer_missing: list[str], device: str):
+                 enhancer_missing: list[str], device: str, *, postprocess: str = "auto",
+                 force_face: bool = False):
         self.checkpoint_dir = checkpoint_dir
         self.models = models               # size -> SadTalkerModel
         self.analyzer = analyzer           # face.FaceAnalyzer
         self.enhancer = enhancer           # face.Enhancer or None
         self._enhancer_missing = enhancer_missing
         self.device = device
+        if postprocess not in POSTPROCESS:
+            raise ValueError(f"postprocess must be one of {', '.join(POSTPROCESS)}, got {postprocess!r}")
+        if postprocess == "auto":
+            postprocess = "device" if str(device).startswith("cuda") else "cpu"
+        self.postprocess = postprocess     # "device" | "cpu" (the numpy/OpenCV reference path)
+        self.force_face = force_face       # benchmarks: the enhancer uses the photo's face instead of detecting
 
     @classmethod
     def load(cls, checkpoint_dir: str | Path, *, device: str | None = None, half: bool = False,
              sizes: tuple[int, ...] = (256,), enhancer: bool = True,
-             face_dirs: Sequence[Path] | None = None) -> Pipeline:
+             face_dirs: Sequence[Path] | None = None, postprocess: str = "auto",
+             force_face: bool = False) -> Pipeline:
         """Load the renderer/audio/3DMM models for `sizes`, the face analyzer and (if present) GFPGAN. Face
-        files are looked for in `face_dirs` (default: `checkpoint_dir` and its `gfpgan/weights/`)."""
+        files are looked for in `face_dirs` (default: `checkpoint_dir` and its `gfpgan/weights/`).
+
+        postprocess: "device" runs resize, paste-back and the enhancer batched on `device`; "cpu" the
+        numpy/OpenCV reference path; "auto" the first on CUDA, the second on the CPU. force_face: the enhancer
+        takes the photo's known face in every frame instead of detecting one (benchmarks on stand-in weights,
+        whose noise frames show no face).
+        """
+        if postprocess not in POSTPROCESS:
+            raise ValueError(f"postprocess must be one of {', '.join(POSTPROCESS)}, got {postprocess!r}")
         from .checkpoints import load_model
         from .face import Enhancer, FaceAnalyzer
 
@@ -158,7 +185,8 @@ class Pipeline:
                 log.warning("face enhancer unavailable: %s", e)
         log.info("pipeline ready on %s: sizes %s, face detector %s, enhancer %s", device, sizes,
                  analyzer.backend, "gfpgan" if restorer else "none")
-        return cls(checkpoint_dir, models, analyzer, restorer, enhancer_missing, str(device))
+        return cls(checkpoint_dir, models, analyzer, restorer, enhancer_missing, str(device),
+                   postprocess=postprocess, force_face=force_face)
 
     def warm_up(self) -> None:
         """Load both mapping nets and run the face detector and every renderer once on a blank image, so the
@@ -195,7 +223,9 @@ class Pipeline:
         coeffs = self._stage_coefficients(model, source, mels, options, seed, run)
         frames = self._stage_render(model, source, coeffs, options, run, report=enhancer is None)
         if enhancer is not None:
-            frames = self._stage_enhance(frames, enhancer, len(coeffs), run)
+            frames = self._stage_enhance(frames, enhancer, len(coeffs), run,
+                                         self._known_face(source, options, Path(image_path))
+                                         if self.force_face else None)
         width, height = self._stage_encode(frames, source, options, len(coeffs), Path(audio_path),
                                            Path(out_path), run)
         return GenerateResult(Path(out_path), len(coeffs) / FPS, len(coeffs), width, height,
@@ -254,18 +284,21 @@ class Pipeline:
 
         total = len(coeffs)
         run.report("render", 0, total)
+        on_device = self.postprocess == "device"
         batches = render_frames(
             model, source.image, source.coeff, coeffs, preprocess=options.preprocess, still=options.still,
             expression_scale=options.expression_scale, batch_size=options.batch_size,
             on_progress=(lambda done, n: run.report("render", done, n)) if report else None,
-            should_cancel=run.should_cancel)
-        return _final_frames(batches, output_size(options.size, source.info_size), source)
+            should_cancel=run.should_cancel, as_tensor=on_device)
+        # with the enhancer next, device frames stay on the device (it brings them back, once)
+        return _final_frames(batches, output_size(options.size, source.info_size), source,
+                             to_host=on_device and options.enhancer == "none")
 
-    def _stage_enhance(self, frames: Iterator[np.ndarray], enhancer, total: int,
-                       run: _Run) -> Iterator[np.ndarray]:
+    def _stage_enhance(self, frames: Iterator, enhancer, total: int, run: _Run,
+                       known_face: np.ndarray | None = None) -> Iterator[np.ndarray]:
         """GFPGAN on each batch (2x). Deviation: the reference re-reads the lossy encoded video instead."""
         run.report("enhance", 0, total)
-        return _enhanced_frames(frames, enhancer, total, run)
+        return _enhanced_frames(frames, enhancer, total, run, known_face)
 
     def _stage_encode(self, frames: Iterator[np.ndarray], source: SourceFace, options: GenerateOptions,
                       total: int, audio_path: Path, out_path: Path, run: _Run) -> tuple[int, int]:
@@ -287,6 +320,18 @@ class Pipeline:
         scale = 2 if options.enhancer == "gfpgan" else 1   # GFPGAN restores at 2x
         return width * scale, height * scale
 
+    def _known_face(self, source: SourceFace, options: GenerateOptions, image_path: Path) -> np.ndarray:
+        """(5,2) points of the photo's face in the frames reaching the enhancer (the forced face path)."""
+        if source.face is None or source.face.landmarks5 is None:
+            raise ValueError("force_face needs the photo's 5 face points; the detector gave none")
+        points = np.asarray(source.face.landmarks5, np.float64)
+        if source.paste is not None:   # full modes: the frames are the photo
+            return points.astype(np.float32)
+        height, width = read_image(image_path).shape[:2]
+        in_crop = landmarks_in_crop(points, source.box, options.preprocess, (width, height), options.size)
+        out_w, out_h = output_size(options.size, source.info_size)
+        return (in_crop * [out_w / options.size, out_h / options.size]).astype(np.float32)
+
     def _model_for(self, size: int):
         if size not in self.models:
             raise MissingCheckpoints(str(self.checkpoint_dir),
@@ -302,18 +347,40 @@ class Pipeline:
         return self.enhancer
 
 
-def _final_frames(batches: Iterator[np.ndarray], size: tuple[int, int],
-                  source: SourceFace) -> Iterator[np.ndarray]:
+def _final_frames(batches: Iterator, size: tuple[int, int], source: SourceFace, to_host: bool = True) -> Iterator:
+    """Each rendered batch resized to the output size (§8.4) and pasted back in full modes.
+
+    numpy batches (the reference path) give numpy batches; device tensors (n,3,S,S) are processed on their
+    device and leave it here as uint8 numpy when `to_host`, else stay there for the enhancer.
+    """
+    photo = None
     for batch in batches:
-        frames = np.stack([cv2.resize(frame, size) for frame in batch])   # bilinear, as the reference
-        yield paste_frames(frames, source.paste) if source.paste is not None else frames
+        if isinstance(batch, np.ndarray):
+            frames = np.stack([cv2.resize(frame, size) for frame in batch])   # bilinear, as the reference
+            yield paste_frames(frames, source.paste) if source.paste is not None else frames
+            continue
+        frames = imageops.resize_bilinear(batch, size)
+        if source.paste is not None:
+            if photo is None:   # uploaded once per video
+                photo = torch.from_numpy(source.paste.photo).to(batch.device).permute(2, 0, 1)[None].float()
+            frames = paste_frames_device(frames, source.paste, photo)
+        yield imageops.to_host_uint8(frames) if to_host else frames
 
 
-def _enhanced_frames(frames: Iterator[np.ndarray], enhancer, total: int, run: _Run) -> Iterator[np.ndarray]:
+def _enhanced_frames(frames: Iterator, enhancer, total: int, run: _Run,
+                     known_face: np.ndarray | None = None) -> Iterator[np.ndarray]:
+    """GFPGAN on each batch; device tensors are enhanced on their device and leave it once, as uint8.
+
+    known_face: (5,2) points used in every frame instead of detecting (the forced face path).
+    """
     done = 0
     for batch in frames:
         run.check_cancel()
-        enhanced = enhancer.enhance(batch)
+        landmarks = None if known_face is None else [[known_face] for _ in range(len(batch))]
+        if isinstance(batch, np.ndarray):
+            enhanced = enhancer.enhance(batch, landmarks=landmarks)
+        else:
+            enhanced = imageops.to_host_uint8(enhancer.enhance_device(batch, landmarks=landmarks))
         done += len(batch)
         run.report("enhance", done, total)
         yield enhanced

@@ -12,7 +12,7 @@ import torch
 
 from ..errors import InvalidImage, NoFaceDetected
 from .constants import DETECT_THRESHOLD
-from .detection import detect_faces
+from .detection import detect_faces, detect_faces_device
 from .fallback import DlibFaces, five_points
 from .fan import FAN
 from .landmarks import box_landmarks68
@@ -113,6 +113,18 @@ class FaceAnalyzer:
         if largest_first:
             faces = [sorted(fs, key=lambda f: -f.area) for fs in faces]  # stable: score order among equals
         return faces
+
+    def detect_batch_device(self, frames: torch.Tensor, threshold: float = DETECT_THRESHOLD, *,
+                            largest_first: bool = True) -> list[list[Face]]:
+        """`detect_batch` for (N,3,H,W) 0..255 RGB tensors: RetinaFace runs on their device and only its
+        candidates come back; the dlib fallback (CPU only) takes one uint8 copy of the batch."""
+        if self.backend != OFFICIAL_BACKEND:
+            host = frames.permute(0, 2, 3, 1).to(torch.uint8).cpu().numpy()
+            return self.detect_batch(host, threshold, largest_first=largest_first)
+        rows = detect_faces_device(self.detector, frames.flip(1), threshold)
+        faces = [[Face(tuple(float(v) for v in r[:4]), float(r[4]), r[5:15].reshape(5, 2).copy())
+                  for r in dets] for dets in rows]
+        return [sorted(fs, key=lambda f: -f.area) for fs in faces] if largest_first else faces
 
     def _dlib_detect(self, rgb: np.ndarray) -> list[Face]:
         found = self.dlib_faces.detect(rgb)

@@ -28,18 +28,18 @@ def prior_boxes(height: int, width: int) -> torch.Tensor:
 
 
 def decode_boxes(loc: torch.Tensor, priors: torch.Tensor) -> torch.Tensor:
-    """loc (P,4) offsets -> (P,4) [x1,y1,x2,y2] normalised."""
-    boxes = torch.cat((priors[:, :2] + loc[:, :2] * VARIANCE[0] * priors[:, 2:],
-                       priors[:, 2:] * torch.exp(loc[:, 2:] * VARIANCE[1])), 1)
-    boxes[:, :2] -= boxes[:, 2:] / 2
-    boxes[:, 2:] += boxes[:, :2]
+    """loc (...,P,4) offsets -> (...,P,4) [x1,y1,x2,y2] normalised."""
+    boxes = torch.cat((priors[..., :2] + loc[..., :2] * VARIANCE[0] * priors[..., 2:],
+                       priors[..., 2:] * torch.exp(loc[..., 2:] * VARIANCE[1])), -1)
+    boxes[..., :2] -= boxes[..., 2:] / 2
+    boxes[..., 2:] += boxes[..., :2]
     return boxes
 
 
 def decode_landmarks(landms: torch.Tensor, priors: torch.Tensor) -> torch.Tensor:
-    """landms (P,10) offsets -> (P,10) points [x0,y0,...,x4,y4] normalised."""
-    return torch.cat([priors[:, :2] + landms[:, 2 * m:2 * m + 2] * VARIANCE[0] * priors[:, 2:]
-                      for m in range(5)], dim=1)
+    """landms (...,P,10) offsets -> (...,P,10) points [x0,y0,...,x4,y4] normalised."""
+    return torch.cat([priors[..., :2] + landms[..., 2 * m:2 * m + 2] * VARIANCE[0] * priors[..., 2:]
+                      for m in range(5)], dim=-1)
 
 
 def nms(boxes: np.ndarray, scores: np.ndarray, iou_threshold: float) -> np.ndarray:
@@ -74,9 +74,14 @@ def select(loc: torch.Tensor, conf: torch.Tensor, landms: torch.Tensor, priors: 
     points = (decode_landmarks(landms, priors) * scale.repeat(3)[:10]).numpy()
     scores = conf[:, 1].numpy()
     inds = np.where(scores > conf_threshold)[0]
-    if len(inds) == 0:
+    return _order_and_suppress(boxes[inds], points[inds], scores[inds], nms_threshold)
+
+
+def _order_and_suppress(boxes: np.ndarray, points: np.ndarray, scores: np.ndarray,
+                        nms_threshold: float) -> np.ndarray:
+    """Thresholded candidates -> (K,15) rows, best first, after NMS."""
+    if len(scores) == 0:
         return NO_FACE.copy()
-    boxes, points, scores = boxes[inds], points[inds], scores[inds]
     order = scores.argsort()[::-1]  # numpy's default sort: the reference's tie order (SPEC §2.5)
     boxes, points, scores = boxes[order], points[order], scores[order]
     keep = nms(boxes, scores, nms_threshold)
@@ -101,3 +106,25 @@ def detect_faces(net: RetinaFace, images_bgr: np.ndarray, conf_threshold: float,
     priors = prior_boxes(h, w)
     return [select(loc[n], conf[n], landms[n], priors, h, w, conf_threshold, nms_threshold)
             for n in range(len(images_bgr))]
+
+
+@torch.no_grad()
+def detect_faces_device(net: RetinaFace, images_bgr: torch.Tensor, conf_threshold: float,
+                        nms_threshold: float = NMS_IOU) -> list[np.ndarray]:
+    """`detect_faces` for (N,3,H,W) 0..255 BGR tensors on the network's device: the forward and the decoding
+    of every prior run batched there; only the candidates above the threshold (a few rows) go to the host,
+    once for the whole batch, for the ordering and NMS."""
+    p = next(net.parameters())
+    n, _, h, w = images_bgr.shape
+    x = images_bgr.to(p.device, torch.float32) - torch.tensor(BGR_MEAN, device=p.device).view(1, 3, 1, 1)
+    loc, conf, landms = (t.float() for t in net(x.to(p.dtype)))
+    priors = prior_boxes(h, w).to(p.device)
+    scale = torch.tensor([w, h, w, h], dtype=torch.float32, device=p.device)
+    boxes = decode_boxes(loc, priors) * scale                                # N x P x 4
+    points = decode_landmarks(landms, priors) * scale.repeat(3)[:10]        # N x P x 10
+    scores = conf[..., 1]
+    keep = scores > conf_threshold
+    rows = torch.cat([boxes, scores[..., None], points], dim=-1)[keep].cpu().numpy()   # K x 15, one copy
+    owner = keep.nonzero()[:, 0].cpu().numpy()
+    return [_order_and_suppress(rows[owner == i, :4], rows[owner == i, 5:], rows[owner == i, 4], nms_threshold)
+            for i in range(n)]

@@ -5,6 +5,8 @@ parsed in one ParseNet forward. GFPGAN's `weight` argument (0.5 in SadTalker) ha
 and has none here. Noise: "random" draws the 15 noise maps per face from a seeded CPU generator in the
 reference's order (equal to the reference run after `torch.manual_seed(seed)`); "stored" uses the noise
 buffers of the weight file (the reference's `randomize_noise=False`; fully deterministic).
+`enhance` is the numpy/OpenCV reference flow; `enhance_device` runs the same flow on the frames' device
+(`paste_device`), within one level of it (docs/performance.md).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import numpy as np
 import torch
 
 from ..errors import MissingCheckpoints
+from . import paste_device
 from .analyzer import Face, FaceAnalyzer, check_rgb, pick_device
 from .constants import DETECT_THRESHOLD, EYE_DIST_THRESHOLD_PX, UPSCALE
 from .gfpgan import GFPGANv1Clean, to_bgr_uint8, to_input
@@ -92,19 +95,80 @@ class Enhancer:
         return cls(gfpgan, parsenet, analyzer, noise=noise, seed=seed,
                    files={"gfpgan": str(paths[GFPGAN_FILE]), "parsing": str(paths[PARSING_FILE])})
 
-    def enhance(self, frames: np.ndarray, generator: torch.Generator | None = None) -> np.ndarray:
+    def enhance(self, frames: np.ndarray, generator: torch.Generator | None = None,
+                landmarks: list[list[np.ndarray]] | None = None) -> np.ndarray:
         """(N,H,W,3) uint8 RGB -> (N,2H,2W,3) uint8 RGB; frames without a face are Lanczos-upscaled only.
 
         generator: noise source for "random" noise (default: the enhancer's own, seeded at load); pass one
         seeded per video to make a video's output independent of earlier calls.
+        landmarks: per frame the (5,2) points of its faces, used instead of detecting (the forced face path
+        of benchmarks); None detects.
         """
         check_rgb(frames, batched=True)
-        if self.analyzer is None:
-            raise ValueError("this Enhancer was built without a FaceAnalyzer; use run() with landmarks")
-        faces = self.analyzer.detect_batch(frames, DETECT_THRESHOLD, largest_first=False)
-        landmarks = [usable_landmarks(fs) for fs in faces]
+        if landmarks is None:
+            landmarks = self._detect_landmarks(frames)
         results = self.run(np.ascontiguousarray(frames[..., ::-1]), landmarks, generator)
         return np.stack([r.out_bgr[..., ::-1] for r in results])
+
+    def _detect_landmarks(self, frames: np.ndarray | torch.Tensor) -> list[list[np.ndarray]]:
+        if self.analyzer is None:
+            raise ValueError("this Enhancer was built without a FaceAnalyzer; pass the faces' landmarks")
+        if isinstance(frames, torch.Tensor):
+            faces = self.analyzer.detect_batch_device(frames, DETECT_THRESHOLD, largest_first=False)
+        else:
+            faces = self.analyzer.detect_batch(frames, DETECT_THRESHOLD, largest_first=False)
+        return [usable_landmarks(fs) for fs in faces]
+
+    @torch.no_grad()
+    def enhance_device(self, frames: torch.Tensor, generator: torch.Generator | None = None,
+                       landmarks: list[list[np.ndarray]] | None = None) -> torch.Tensor:
+        """`enhance` on the device: (N,3,H,W) 0..255 RGB float tensors -> (N,3,2H,2W), on the same device.
+
+        Detection (RetinaFace), alignment, GFPGAN, ParseNet, masks and the blend stay on the device; only the
+        face candidates (a few numbers per frame) and the 5-point similarity fits touch the host.
+        """
+        if landmarks is None:
+            landmarks = self._detect_landmarks(frames)
+        owners, affines, inverses = [], [], []
+        for n, lms in enumerate(landmarks):
+            for lm in lms:
+                try:
+                    affine = estimate_affine(lm)
+                except ValueError as e:
+                    log.warning("face skipped: %s", e)
+                    continue
+                owners.append(n)
+                affines.append(affine)
+                inverses.append(inverse_affine(affine, UPSCALE))
+        if not owners:
+            return paste_device.paste_faces(frames, [], frames[:0], np.zeros((0, 2, 3)), frames[:0], UPSCALE)
+        crops = paste_device.warp_faces(frames, owners, np.stack(affines))     # K x 3 x 512 x 512, RGB
+        restored = self.restore_device(crops, generator)
+        masks = paste_device.parse_masks(self.parse_device(restored))
+        return paste_device.paste_faces(frames, owners, restored, np.stack(inverses), masks, UPSCALE)
+
+    @torch.no_grad()
+    def restore_device(self, crops: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        """(K,3,512,512) aligned RGB 0..255 crops -> restored, rounded to 0..255 values, on their device."""
+        p = next(self.gfpgan.parameters())
+        gen = generator if generator is not None else self.generator
+        out = []
+        for chunk in crops.split(self.max_faces):
+            noise = self.gfpgan.draw_noise(len(chunk), gen) if self.noise == "random" else None
+            try:
+                y = self.gfpgan(((chunk / 255.0 - 0.5) / 0.5).to(p.device, p.dtype), noise)
+                out.append(torch.round((y.float().clamp(-1, 1) + 1) / 2 * 255.0).to(crops.device))
+            except RuntimeError as e:  # the reference keeps the unrestored crop when GFPGAN fails
+                log.warning("GFPGAN failed on %d faces (%s); keeping the aligned crops", len(chunk), e)
+                out.append(chunk.clone())
+        return torch.cat(out)
+
+    @torch.no_grad()
+    def parse_device(self, faces: torch.Tensor) -> torch.Tensor:
+        """(K,3,512,512) RGB 0..255 faces -> (K,512,512) ParseNet labels, on their device."""
+        p = next(self.parsenet.parameters())
+        return torch.cat([self.parsenet(((chunk / 255.0 - 0.5) / 0.5).to(p.device, p.dtype)).argmax(dim=1)
+                          for chunk in faces.split(self.max_faces)])
 
     def run(self, frames_bgr: np.ndarray, landmarks: list[list[np.ndarray]],
             generator: torch.Generator | None = None) -> list[FrameResult]:

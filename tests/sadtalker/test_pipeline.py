@@ -262,3 +262,81 @@ def test_one_shot_generate(small_checkpoints, face_png, tiny_speech, tmp_path):
                       preprocess="resize")
     assert (result.seed, result.frames, result.width, result.height) == (9, TINY_FRAMES, 256, 256)
     assert result.video_path.exists()
+
+
+@pytest.mark.parametrize("full", [False, True])
+def test_device_postprocess_matches_the_cpu_reference(face_png, rng, full):
+    """_final_frames on device tensors (here CPU) against the numpy/OpenCV path: resize, Poisson paste-back."""
+    from types import SimpleNamespace
+
+    from sadtalker.pasteback import PasteTarget
+    from sadtalker.pipeline import _final_frames
+
+    photo = read_image(face_png)[:300, :400]
+    source = SimpleNamespace(paste=PasteTarget(np.ascontiguousarray(photo), (120, 40, 260, 196)) if full else None)
+    batch = np.ascontiguousarray(np.stack([photo[20:276, 90:346], photo[30:286, 100:356]]))
+    ref = next(_final_frames(iter([batch]), (256, 270), source))
+    ours = next(_final_frames(iter([torch.from_numpy(batch).permute(0, 3, 1, 2).float()]), (256, 270), source))
+    assert ours.dtype == np.uint8 and ours.shape == ref.shape == ((2, 300, 400, 3) if full else (2, 270, 256, 3))
+    diff = np.abs(ours.astype(int) - ref)
+    assert diff.max() <= 1 and (diff > 0).mean() <= 0.01
+    kept = next(_final_frames(iter([torch.from_numpy(batch).permute(0, 3, 1, 2).float()]), (256, 270), source,
+                              to_host=False))
+    assert isinstance(kept, torch.Tensor)   # stays on the device for the enhancer
+
+
+def test_postprocess_is_validated_and_the_device_path_renders(small_checkpoints, pipeline, face_png, tiny_speech,
+                                                            tmp_path):
+    with pytest.raises(ValueError, match="postprocess"):
+        Pipeline.load(small_checkpoints, device="cpu", enhancer=False, postprocess="gpu")
+    assert pipeline.postprocess == "cpu"   # "auto" on the CPU: the faster reference path
+    assert Pipeline(pipeline.checkpoint_dir, pipeline.models, pipeline.analyzer, None, [], "cuda").postprocess == "device"
+    on_device = Pipeline(pipeline.checkpoint_dir, pipeline.models, pipeline.analyzer, None, [], "cpu",
+                         postprocess="device")
+    result = on_device.generate(face_png, tiny_speech, tmp_path / "dev.mp4", GenerateOptions(preprocess="full", seed=1))
+    assert_playable_mp4(result.video_path, TINY_FRAMES, expected_size(pipeline, face_png, "full"))
+
+
+@pytest.mark.parametrize("mode", ["crop", "full"])
+def test_known_face_lands_on_the_face_of_the_enhancer_frames(pipeline, face_png, mode):
+    """The forced face path: the photo's 5 points mapped into the frames reaching the enhancer sit where a
+    detector finds them in those frames (the crop resized to the output size, or the photo itself)."""
+    import cv2
+
+    from sadtalker.face.enhancer import usable_landmarks
+
+    options = GenerateOptions(preprocess=mode, seed=0)
+    source = pipeline._stage_face(face_png, pipeline._model_for(256), options, _quiet_run())
+    known = pipeline._known_face(source, options, face_png)
+    if mode == "full":
+        frame = read_image(face_png)
+    else:
+        frame = cv2.resize(source.image, output_size(256, source.info_size))
+    found = usable_landmarks(pipeline.analyzer.detect(frame))[0]
+    assert known.shape == (5, 2) and np.abs(known - found).max() < 6
+
+
+def _quiet_run():
+    from sadtalker.pipeline import _Run
+
+    return _Run(None, None)
+
+
+@pytest.mark.slow
+def test_force_face_makes_gfpgan_run_on_every_frame(pipeline, reference_dir, face_png, tiny_speech, tmp_path):
+    """Stand-in renderer frames are noise: no face is detected, so GFPGAN never runs unless forced."""
+    from sadtalker.face import Enhancer
+    from sadtalker.face.standin import write_face_standins
+
+    face_dir = tmp_path / "face_models"
+    write_face_standins(face_dir / "gfpgan" / "weights", reference_dir, small=True)
+    enhancer = Enhancer.load(face_dir, device="cpu", analyzer=pipeline.analyzer)
+    restored = []
+    original = enhancer.restore_device
+    enhancer.restore_device = lambda crops, generator=None: restored.append(len(crops)) or original(crops, generator)
+    options = GenerateOptions(enhancer="gfpgan", seed=2)
+    for force in (False, True):
+        run = Pipeline(pipeline.checkpoint_dir, pipeline.models, pipeline.analyzer, enhancer, [], "cpu",
+                       postprocess="device", force_face=force)
+        run.generate(face_png, tiny_speech, tmp_path / f"forced_{force}.mp4", options)
+        assert sum(restored) == (TINY_FRAMES if force else 0)

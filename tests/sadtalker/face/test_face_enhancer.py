@@ -45,3 +45,25 @@ def test_batch_is_upscaled_2x_and_faces_are_restored(enhancer, frames):
     gen = torch.Generator().manual_seed(3)
     split = np.concatenate([enhancer.enhance(frames[:1], gen), enhancer.enhance(frames[1:], gen)])
     assert np.array_equal(split, out)
+
+
+@pytest.mark.slow
+def test_device_path_matches_the_reference_and_forced_faces_are_restored(enhancer, frames, rng):
+    """enhance_device (CPU tensors) against enhance: the detected face, and a face forced onto a noise frame
+    (the benchmark's path: no detector would find it, GFPGAN still runs). Tolerance: docs/performance.md."""
+    from sadtalker.face.enhancer import usable_landmarks
+
+    noise = rng.integers(0, 256, frames[:1].shape, dtype=np.uint8)
+    batch = np.concatenate([frames[:1], noise])
+    detected = usable_landmarks(enhancer.analyzer.detect(frames[0], largest_first=False))
+    landmarks = [detected, detected]   # the astronaut's face points, forced onto the noise frame too
+    ref = enhancer.enhance(batch, torch.Generator().manual_seed(5), landmarks=landmarks)
+    x = torch.from_numpy(batch).permute(0, 3, 1, 2).float()
+    ours = enhancer.enhance_device(x, torch.Generator().manual_seed(5), landmarks=landmarks)
+    assert ours.shape == (2, 3, 512, 512) and ours.device == x.device
+    diff = np.abs(ours.permute(0, 2, 3, 1).numpy() - ref)
+    assert diff.max() <= 1 and (diff > 0).mean() <= 0.001
+    plain = upscale_background(noise[0][..., ::-1], 2)[..., ::-1]
+    assert np.any(ref[1] != plain, axis=-1).mean() > 0.02        # the forced face was restored and pasted
+    # detection on the device path finds the same face as on the host (dlib here: one host copy per batch)
+    assert len(enhancer._detect_landmarks(x[:1])[0]) == len(detected) == 1

@@ -168,3 +168,42 @@ def test_enhance_flow_matches_the_reference(golden, stand_in):
     result = enhancer.run(np.ascontiguousarray(g["frame_rgb"][None, ..., ::-1]), [landmarks])[0]
     diff = np.abs(result.out_bgr[..., ::-1].astype(int) - g["out_rgb"])
     assert diff.max() <= 1 and (diff > 0).mean() <= 0.001
+
+
+def _rgb_tensor(bgr: np.ndarray) -> torch.Tensor:
+    """(N,H,W,3) BGR uint8 -> (N,3,H,W) RGB float 0..255, the device path's layout."""
+    return torch.from_numpy(np.ascontiguousarray(bgr[..., ::-1])).permute(0, 3, 1, 2).float()
+
+
+def test_device_alignment_and_paste_back_match_the_golden(golden):
+    """The device twins (docs/performance.md tolerances): crops and the blended frame within 1 level."""
+    from sadtalker.face import paste_device
+
+    g = golden("g_pasteback")
+    frame = _rgb_tensor(g["frame_bgr"][None])
+    crops = paste_device.warp_faces(frame, [0, 0, 0], g["affine"])
+    diff = np.abs(crops.numpy() - _rgb_tensor(g["cropped_bgr"]).numpy())
+    assert diff.max() <= 1 and (diff > 0).mean() <= 1e-4
+    masks = paste_device.parse_masks(torch.from_numpy(g["parse_labels"]))
+    np.testing.assert_allclose(masks[0, 0].numpy(), parse_mask(g["parse_labels"][0]), atol=1e-10)
+    inverses = np.stack([inverse_affine(a, 2) for a in g["affine"]])
+    out = paste_device.paste_faces(frame, [0, 0, 0], _rgb_tensor(g["restored_bgr"]), inverses, masks, 2)
+    diff = np.abs(out.numpy() - _rgb_tensor(g["out_parse"][None]).numpy())
+    assert diff.max() <= 1 and (diff > 0).mean() <= 0.02
+
+
+def test_device_detection_decodes_like_the_host(small_face_dir, face_rgb):
+    """RetinaFace batched on the device: the same rows as the per-image host decoding (stand-in weights,
+    whose saturated scores on these crops leave hundreds of candidates to order and suppress)."""
+    from sadtalker.face.detection import detect_faces, detect_faces_device
+    from sadtalker.face.weights import detector_state, load_network
+
+    net = load_network(RetinaFace, small_face_dir / "gfpgan" / "weights" / "detection_Resnet50_Final.pth",
+                       detector_state, CPU)
+    frames_bgr = np.ascontiguousarray(np.stack([face_rgb[:96, 100:196], face_rgb[100:196, 150:246]])[..., ::-1])
+    threshold = 0.97
+    host = detect_faces(net, frames_bgr, threshold)
+    device = detect_faces_device(net, torch.from_numpy(frames_bgr).permute(0, 3, 1, 2).float(), threshold)
+    assert sum(len(rows) for rows in host) > 2
+    for h, d in zip(host, device, strict=True):
+        np.testing.assert_array_equal(d, h)
