@@ -246,8 +246,9 @@ def test_warm_up_and_load_arguments(pipeline, small_checkpoints):
     assert pipeline.device == "cpu"
     with pytest.raises(ValueError, match="sizes must be among"):
         Pipeline.load(small_checkpoints, sizes=(300,))
-    with pytest.raises(ValueError, match="half precision needs a CUDA device"):
-        Pipeline.load(small_checkpoints, device="cpu", half=True)
+    with pytest.raises(ValueError, match="precision must be one of fp32, tf32, bf16, fp16"):
+        Pipeline.load(small_checkpoints, device="cpu", precision="int8")
+    assert pipeline.precision == "fp32" and not torch.backends.cudnn.allow_tf32
     if not torch.cuda.is_available():
         with pytest.raises(ValueError, match="CUDA is not available"):
             Pipeline.load(small_checkpoints, device="cuda")
