@@ -79,6 +79,8 @@ def test_crop_mode_writes_a_playable_lip_sync_video(crop_run, pipeline, face_png
     assert isinstance(result.seed, int)
     assert_playable_mp4(result.video_path, TINY_FRAMES, (result.width, result.height))
     assert sorted(p.name for p in result.video_path.parent.iterdir()) == ["talk.mp4"]
+    assert list(result.stages) == ["render", "postprocess", "encode"]   # overlapped stages, each ran
+    assert all(row["frames"] == TINY_FRAMES and row["ran"] for row in result.stages.values())
 
 
 def test_progress_reports_every_stage_in_order(crop_run):
