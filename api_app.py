@@ -27,7 +27,7 @@ from api.health import StorageCheck
 from api.inputs import InputLimits, InputReader
 from api.logs import configure_logging
 from api.metrics import Metrics
-from api.renderer import pipeline_renderer_factory, resolve_devices
+from api.renderer import pipeline_renderer_factory, resolve_devices, spanning_worker
 from api.video_urls import VideoUrls
 from jobs import Job, JobManager, JobStore, ManagerConfig, RendererFactory, WorkerPool
 from jobs.errors import JobError, QueueFull
@@ -93,9 +93,11 @@ async def build_services(settings: Settings, renderer_factory: RendererFactory |
     if webhooks is not None:
         stack.push_async_callback(webhooks.close)
     factory = renderer_factory or pipeline_renderer_factory(
-        settings.sadtalker_checkpoint_dir, sizes=settings.preload_sizes, half=settings.sadtalker_half,
-        enhancer=settings.sadtalker_enhancer)
-    pool = WorkerPool(factory, resolve_devices(settings.sadtalker_device, settings.sadtalker_workers))
+        settings.sadtalker_checkpoint_dir, sizes=settings.preload_sizes, precision=settings.precision,
+        enhancer=settings.sadtalker_enhancer, compile_models=settings.sadtalker_compile,
+        min_segment_frames=round(settings.sadtalker_min_segment_s * 25))
+    devices = resolve_devices(settings.sadtalker_device, settings.sadtalker_workers)
+    pool = WorkerPool(factory, spanning_worker(devices) if settings.sadtalker_split_devices else devices)
     metrics = Metrics()
     urls = VideoUrls(storage, settings.storage_url_expiry_s)
     manager = JobManager(store, pool, manager_config(settings), ManagerHooks())

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import urlparse
 
 from pydantic import Field, field_validator, model_validator
@@ -65,6 +65,12 @@ class Settings(BaseSettings):
     sadtalker_preload_sizes: str = "256"
     sadtalker_enhancer: bool = True  # load GFPGAN at start-up when its files are present
     sadtalker_keep_inputs: bool = False  # keep a job's input files after it ends (until it is deleted/expires)
+
+    # --- GPU speed (docs/performance.md)
+    sadtalker_precision: Literal["fp32", "tf32", "bf16", "fp16"] = "fp32"  # SADTALKER_HALF=true means fp16
+    sadtalker_compile: bool = False  # torch.compile the SPADE decoder and the dense-motion hourglass
+    sadtalker_split_devices: bool = False  # one worker spans every device; long clips are split across them
+    sadtalker_min_segment_s: float = Field(5.0, gt=0)  # shortest segment of a split clip
 
     # --- webhooks
     webhook_secret: str = Field("", repr=False)
@@ -165,6 +171,10 @@ class Settings(BaseSettings):
     @property
     def db_path(self) -> Path:
         return self.sadtalker_db_path or self.sadtalker_output_dir / "jobs.sqlite3"
+
+    @property
+    def precision(self) -> str:
+        return "fp16" if self.sadtalker_half else self.sadtalker_precision
 
     @property
     def preload_sizes(self) -> tuple[int, ...]:

@@ -51,8 +51,13 @@ class PipelineRenderer:
 
 
 def pipeline_renderer_factory(checkpoint_dir: Path, *, sizes: tuple[int, ...] = (256,), half: bool = False,
-                              enhancer: bool = True) -> RendererFactory:
-    """Device name -> PipelineRenderer with every model loaded and warmed up (runs in the worker's thread)."""
+                              enhancer: bool = True, precision: str = "fp32", compile_models: bool = False,
+                              min_segment_frames: int = 125) -> RendererFactory:
+    """Device name -> PipelineRenderer with every model loaded and warmed up (runs in the worker's thread).
+
+    A comma-separated device list (SADTALKER_SPLIT_DEVICES) loads one replica per device behind a
+    SplitPipeline, which splits long clips across them.
+    """
 
     def load(device: str) -> Renderer:
         missing = missing_checkpoints(checkpoint_dir, sizes)
@@ -65,7 +70,15 @@ def pipeline_renderer_factory(checkpoint_dir: Path, *, sizes: tuple[int, ...] = 
             from sadtalker.pipeline import Pipeline
         except ImportError as e:
             raise ModelsUnavailable(f"the sadtalker model package cannot be imported: {e}") from e
-        pipeline = Pipeline.load(checkpoint_dir, device=device, half=half, sizes=sizes, enhancer=enhancer)
+        options = {"precision": "fp16" if half else precision, "sizes": sizes, "enhancer": enhancer,
+                   "compile": compile_models}
+        if "," in device:
+            from sadtalker.split import SplitPipeline
+
+            pipeline = SplitPipeline.load(checkpoint_dir, device.split(","), min_segment_frames=min_segment_frames,
+                                          **options)
+        else:
+            pipeline = Pipeline.load(checkpoint_dir, device=device, **options)
         pipeline.warm_up()
         return PipelineRenderer(pipeline)
 
@@ -102,3 +115,9 @@ def resolve_devices(device_setting: str, workers: int) -> list[str]:
     if workers > 0:
         devices = [devices[i % len(devices)] for i in range(workers)]
     return devices
+
+
+def spanning_worker(devices: list[str]) -> list[str]:
+    """SADTALKER_SPLIT_DEVICES: one worker whose device is every worker device, comma-separated (a device
+    listed twice holds two replicas)."""
+    return [",".join(devices)]

@@ -63,7 +63,8 @@ def test_two_devices_give_the_single_device_video(two_devices, face_png, clip_sp
     assert count_frames(split.video_path) == count_frames(single.video_path) == CLIP_FRAMES
     frames_split = decode(split.video_path, split.width, split.height).astype(int)
     frames_single = decode(single.video_path, single.width, single.height).astype(int)
-    assert np.abs(frames_split - frames_single).mean() < 1.5   # same frames; only the H.264 GOPs differ
+    per_frame = np.abs(frames_split - frames_single).mean(axis=(1, 2, 3))
+    assert per_frame.max() < 4, per_frame   # the same frames (see the next test); only the H.264 GOPs differ
     render = [(done, total) for stage, done, total in events if stage == "render"]
     assert [d for d, _ in render] == sorted(d for d, _ in render) and render[-1] == (CLIP_FRAMES, CLIP_FRAMES)
     assert events[-1] == ("encode", 1, 1) and [e for e in events if e[0] == "encode"] == [("encode", 0, 1),
@@ -84,3 +85,19 @@ def test_a_failing_segment_fails_the_job_and_leaves_no_files(small_checkpoints, 
         SplitPipeline([good, bad], min_segment_frames=4).generate(face_png, clip_speech, tmp_path / "x.mp4",
                                                                   GenerateOptions(seed=1))
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_segment_renders_exactly_the_frames_of_the_whole_clip(two_devices, face_png):
+    from sadtalker.animate import render_frames
+    from sadtalker.preprocess import prepare_source, read_image
+
+    model = two_devices.pipelines[1].models[256]
+    source = prepare_source(two_devices.analyzer, model.face3d, read_image(face_png), "crop", 256)
+    coeffs = np.random.default_rng(0).normal(0, 0.3, (CLIP_FRAMES, 70)).astype(np.float32)
+    whole = np.concatenate(list(render_frames(model, source.image, source.coeff, coeffs, batch_size=4)))
+    tail = np.concatenate(list(render_frames(model, source.image, source.coeff, coeffs, batch_size=2,
+                                             frames=range(5, CLIP_FRAMES))))
+    diff = np.abs(tail.astype(int) - whole[5:].astype(int))   # other batch groupings: float rounding only
+    assert diff.max() <= 1 and (diff > 0).mean() < 0.005     # the conformance uint8 tolerance
+    with pytest.raises(ValueError, match="frames must be"):
+        next(render_frames(model, source.image, source.coeff, coeffs, frames=range(8, 12)))
