@@ -33,6 +33,7 @@ from sadtalker.precision import (  # noqa: E402
     PRECISIONS,
     apply_backend_flags,
     cast_network,
+    emulate_cpu_convs,
     storage_dtype,
     unavailable_reason,
 )
@@ -73,6 +74,8 @@ def renderer_rows(golden: Path, device: str, modes: list[str], frames: int) -> l
         apply_backend_flags(mode, device)
         moded = copy.copy(model)
         moded.generator = copy.deepcopy(model.generator).to(storage_dtype(mode))
+        if torch.device(device).type == "cpu":
+            emulate_cpu_convs(moded.generator, storage_dtype(mode))
         moded.dtype = storage_dtype(mode)
         began = time.perf_counter()
         with torch.inference_mode():

@@ -25,6 +25,7 @@ from .generator import SPADEGenerator
 from .head_pose import HEEstimator
 from .kp_detector import KPDetector
 from .mapping import MappingNet
+from .precision import emulate_cpu_convs
 from .weightfile import read_weights, sub_state
 
 log = logging.getLogger(__name__)
@@ -226,5 +227,7 @@ def load_model(checkpoint_dir: str | Path, size: int = 256, *, device: str | tor
     dev = pick_device(device)
     for role, net in nets.items():
         net.to(dev, dtype if role == "generator" else torch.float32).eval().requires_grad_(False)
+        if role == "generator" and dev.type == "cpu":
+            emulate_cpu_convs(net, dtype)
     log.info("loaded %s networks from %s on %s (%s)", "legacy" if legacy else f"{size}px", d, dev, dtype)
     return SadTalkerModel(**nets, device=dev, dtype=dtype, size=size, files=files, checkpoint_dir=d)
