@@ -52,6 +52,7 @@ def test_reduced_generator_keeps_fp32_islands_and_stays_close_to_fp32(small_chec
     assert np.abs(got - want).mean() < 3   # levels of 255; exact figures per mode: python -m bench.precision
 
 
+@pytest.mark.slow
 def test_a_whole_clip_in_bf16_on_the_cpu(small_checkpoints, face_png, short_speech_wav, tmp_path):
     pipeline = Pipeline.load(small_checkpoints, device="cpu", precision="bf16", enhancer=False)
     assert pipeline.precision == "bf16" and pipeline.models[256].dtype == torch.bfloat16
