@@ -33,7 +33,13 @@ from api.logs import configure_logging
 from api.metrics import Metrics
 from api.middleware import BodyLimits, RequestMiddleware
 from api.poster import PosterError, make_poster
-from api.renderer import GpuUnusable, pipeline_renderer_factory, refuse_unusable_gpu, resolve_devices
+from api.renderer import (
+    GpuUnusable,
+    pipeline_renderer_factory,
+    refuse_unusable_gpu,
+    resolve_devices,
+    spanning_worker,
+)
 from api.video_urls import VideoUrls
 from jobs import Job, JobManager, JobStore, ManagerConfig, RendererFactory, WorkerPool
 from jobs.errors import JobError
@@ -104,9 +110,11 @@ async def build_services(settings: Settings, renderer_factory: RendererFactory |
     if webhooks is not None:
         stack.push_async_callback(webhooks.close)
     factory = renderer_factory or pipeline_renderer_factory(
-        settings.sadtalker_checkpoint_dir, sizes=settings.preload_sizes, half=settings.sadtalker_half,
-        enhancer=settings.sadtalker_enhancer, face_dirs=settings.face_weight_dirs)
-    pool = WorkerPool(factory, resolve_devices(settings.sadtalker_device, settings.sadtalker_workers))
+        settings.sadtalker_checkpoint_dir, sizes=settings.preload_sizes, precision=settings.precision,
+        enhancer=settings.sadtalker_enhancer, face_dirs=settings.face_weight_dirs,
+        compile_models=settings.sadtalker_compile, min_segment_frames=round(settings.sadtalker_min_segment_s * 25))
+    devices = resolve_devices(settings.sadtalker_device, settings.sadtalker_workers)
+    pool = WorkerPool(factory, spanning_worker(devices) if settings.sadtalker_split_devices else devices)
     metrics = Metrics()
     signer = LinkSigner(load_or_create_secret(settings.sadtalker_link_secret, output_dir), settings.sadtalker_link_ttl_s)
     urls = VideoUrls(storage, settings.storage_url_expiry_s, signer)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import urlparse
 
 from pydantic import Field, field_validator, model_validator
@@ -74,6 +74,12 @@ class Settings(BaseSettings):
     sadtalker_keep_inputs: bool = False  # keep a job's input files after it ends (until it is deleted/expires)
     sadtalker_min_free_mb: float = Field(64.0, ge=0)  # less free space: submissions refused (storage_unavailable)
     sadtalker_save_retry_s: float = Field(5.0, gt=0)  # a job record whose save failed (disk full) is retried
+
+    # --- GPU speed (docs/performance.md)
+    sadtalker_precision: Literal["fp32", "tf32", "bf16", "fp16"] = "fp32"  # SADTALKER_HALF=true means fp16
+    sadtalker_compile: bool = False  # torch.compile the SPADE decoder and the dense-motion hourglass
+    sadtalker_split_devices: bool = False  # one worker spans every device; long clips are split across them
+    sadtalker_min_segment_s: float = Field(5.0, gt=0)  # shortest segment of a split clip
 
     # --- webhooks
     webhook_secret: str = Field("", repr=False)
@@ -202,6 +208,10 @@ class Settings(BaseSettings):
     @property
     def db_path(self) -> Path:
         return self.sadtalker_db_path or self.sadtalker_output_dir / "jobs.sqlite3"
+
+    @property
+    def precision(self) -> str:
+        return "fp16" if self.sadtalker_half else self.sadtalker_precision
 
     @property
     def preload_sizes(self) -> tuple[int, ...]:

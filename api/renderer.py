@@ -62,8 +62,9 @@ class PipelineRenderer:
         from sadtalker.pipeline import Pipeline
 
         pipeline = self.pipeline
-        analyzer = FaceAnalyzer.load(pipeline.checkpoint_dir, device=pipeline.device, face_dirs=self.face_dirs)
-        return PipelineFaceChecker(Pipeline(pipeline.checkpoint_dir, {}, analyzer, None, [], pipeline.device))
+        device = pipeline.device.split(",")[0]  # a SplitPipeline's first device
+        analyzer = FaceAnalyzer.load(pipeline.checkpoint_dir, device=device, face_dirs=self.face_dirs)
+        return PipelineFaceChecker(Pipeline(pipeline.checkpoint_dir, {}, analyzer, None, [], device))
 
 
 class PipelineFaceChecker:
@@ -78,8 +79,13 @@ class PipelineFaceChecker:
 
 
 def pipeline_renderer_factory(checkpoint_dir: Path, *, sizes: tuple[int, ...] = (256,), half: bool = False,
-                              enhancer: bool = True, face_dirs: list[Path] | None = None) -> RendererFactory:
-    """Device name -> PipelineRenderer with every model loaded and warmed up (runs in the worker's thread)."""
+                              enhancer: bool = True, face_dirs: list[Path] | None = None, precision: str = "fp32",
+                              compile_models: bool = False, min_segment_frames: int = 125) -> RendererFactory:
+    """Device name -> PipelineRenderer with every model loaded and warmed up (runs in the worker's thread).
+
+    A comma-separated device list (SADTALKER_SPLIT_DEVICES) loads one replica per device behind a
+    SplitPipeline, which splits long clips across them.
+    """
 
     def load(device: str) -> Renderer:
         missing = missing_checkpoints(checkpoint_dir, sizes)
@@ -92,8 +98,15 @@ def pipeline_renderer_factory(checkpoint_dir: Path, *, sizes: tuple[int, ...] = 
             from sadtalker.pipeline import Pipeline
         except ImportError as e:
             raise ModelsUnavailable(f"the sadtalker model package cannot be imported: {e}") from e
-        pipeline = Pipeline.load(checkpoint_dir, device=device, half=half, sizes=sizes, enhancer=enhancer,
-                                 face_dirs=face_dirs)
+        options = {"precision": "fp16" if half else precision, "sizes": sizes, "enhancer": enhancer,
+                   "compile": compile_models, "face_dirs": face_dirs}
+        if "," in device:
+            from sadtalker.split import SplitPipeline
+
+            pipeline = SplitPipeline.load(checkpoint_dir, device.split(","), min_segment_frames=min_segment_frames,
+                                          **options)
+        else:
+            pipeline = Pipeline.load(checkpoint_dir, device=device, **options)
         pipeline.warm_up()
         return PipelineRenderer(pipeline, face_dirs)
 
@@ -174,3 +187,9 @@ def resolve_devices(device_setting: str, workers: int) -> list[str]:
     if workers > 0:
         devices = [devices[i % len(devices)] for i in range(workers)]
     return devices
+
+
+def spanning_worker(devices: list[str]) -> list[str]:
+    """SADTALKER_SPLIT_DEVICES: one worker whose device is every worker device, comma-separated (a device
+    listed twice holds two replicas)."""
+    return [",".join(devices)]

@@ -74,8 +74,11 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--seed", type=int, help="makes blinks and head motion reproducible")
     gen.add_argument("--no-blink", action="store_true", help="no generated eye blinks")
     gen.add_argument("--device", help="cpu or cuda (default: cuda if available)")
-    gen.add_argument("--half", action="store_true", help="float16 renderer (GPU)")
-    gen.add_argument("--batch-size", type=int, default=2)
+    gen.add_argument("--precision", choices=("fp32", "tf32", "bf16", "fp16"), default="fp32",
+                     help="numeric mode of the renderer and face networks (docs/performance.md)")
+    gen.add_argument("--half", action="store_const", const="fp16", dest="precision", help="= --precision fp16")
+    gen.add_argument("--batch-size", type=int, default=None, help="frames per render call (default: 2 on the "
+                     "CPU, from free memory on a GPU)")
     gen.add_argument("--postprocess", choices=POSTPROCESS, default="auto",
                      help="resize/paste-back/enhancer on the device, or the numpy reference (auto: device on CUDA)")
     gen.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -95,8 +98,9 @@ def run_generate(args: argparse.Namespace) -> int:
     options.validate()
     bars = StageBars(enabled=not args.quiet)
     try:
-        pipeline = Pipeline.load(args.checkpoint_dir, device=args.device, half=args.half, sizes=(args.size,),
-                                 enhancer=args.enhancer == "gfpgan", postprocess=args.postprocess)
+        pipeline = Pipeline.load(args.checkpoint_dir, device=args.device, precision=args.precision,
+                                 sizes=(args.size,), enhancer=args.enhancer == "gfpgan",
+                                 postprocess=args.postprocess)
         result = pipeline.generate(args.image, args.audio, args.out, options, progress=bars)
     finally:
         bars.close()

@@ -106,19 +106,19 @@ class SourceEncoding:
 def encode_source(model: SadTalkerModel, source_image: np.ndarray, source_coeff: np.ndarray,
                   preprocess: str = "crop") -> SourceEncoding:
     image = torch.from_numpy(source_image_float(source_image, model.size)).permute(2, 0, 1)[None]
-    image = image.to(model.device, model.dtype)
-    kp_canonical = model.kp_detector(image)
+    image = image.to(model.device, torch.float32)
+    kp_canonical = model.kp_detector(image)  # fp32 island, as the mapping net and the keypoint math
     semantics = torch.from_numpy(source_semantics(source_coeff, preprocess))[None]
-    motion = model.mapping(preprocess)(semantics.to(model.device, model.dtype))
+    motion = model.mapping(preprocess)(semantics.to(model.device, torch.float32))
     kp_source = transform_keypoints(kp_canonical, motion)
-    feature, compressed = model.generator.encode_source(image)
+    feature, compressed = model.generator.encode_source(image.to(model.dtype))
     return SourceEncoding(image, kp_canonical, kp_source, feature, compressed)
 
 
 def driving_keypoints(model: SadTalkerModel, kp_canonical: torch.Tensor, windows: np.ndarray,
                       preprocess: str = "crop") -> torch.Tensor:
     """(N,C,27) windows -> (N,15,3) driving keypoints."""
-    motion = model.mapping(preprocess)(torch.from_numpy(windows).to(model.device, model.dtype))
+    motion = model.mapping(preprocess)(torch.from_numpy(windows).to(model.device, torch.float32))
     return transform_keypoints(kp_canonical, motion)
 
 
@@ -134,6 +134,7 @@ def render_frames(model: SadTalkerModel, source_image: np.ndarray, source_coeff:
                   *, preprocess: str = "crop", still: bool = False, expression_scale: float = 1.0,
                   batch_size: int = 2, on_progress: Callable[[int, int], None] | None = None,
                   should_cancel: Callable[[], bool] | None = None,
+                  frames: range | None = None,
                   as_tensor: bool = False) -> Iterator[np.ndarray] | Iterator[torch.Tensor]:
     """Yield uint8 RGB frames (n,S,S,3) in order, one batch at a time.
 
@@ -141,6 +142,8 @@ def render_frames(model: SadTalkerModel, source_image: np.ndarray, source_coeff:
     instead (for post-processing there; nothing leaves the device).
 
     source_image: (S,S,3) uint8 crop; source_coeff: (73,) first-frame coefficients; coeffs: (T,70).
+    frames: the part of the clip to render (default all); each frame still sees its neighbours' coefficients,
+    so a clip rendered in segments equals the clip rendered at once. Progress counts the frames of `frames`.
     Raises Cancelled at a batch boundary when `should_cancel()` is true.
     """
     if batch_size < 1:
@@ -149,15 +152,19 @@ def render_frames(model: SadTalkerModel, source_image: np.ndarray, source_coeff:
     if coeffs.ndim != 2 or coeffs.shape[1] < 70 or len(coeffs) == 0:
         raise ValueError(f"coeffs must be (T>=1, 70), got {coeffs.shape}")
     target = target_coefficients(coeffs, source_coeff, preprocess, still=still, expression_scale=expression_scale)
-    total = len(target)
+    span = frames if frames is not None else range(len(target))
+    if span.step != 1 or span.start < 0 or span.stop > len(target) or len(span) == 0:
+        raise ValueError(f"frames must be a non-empty range within 0..{len(target)}, got {span}")
+    total = len(span)
     with torch.inference_mode():
         source = encode_source(model, source_image, source_coeff, preprocess)
-        for start in range(0, total, batch_size):
+        for start in range(span.start, span.stop, batch_size):
+            done = start - span.start
             if should_cancel is not None and should_cancel():
-                raise Cancelled(f"rendering canceled after {start} of {total} frames")
-            windows = semantic_windows(target, np.arange(start, min(start + batch_size, total)))
-            frames, _ = render_float_frames(model, source, windows, preprocess)
-            batch = quantize_on_device(frames) if as_tensor else quantize(frames)  # numpy: leaves the device
+                raise Cancelled(f"rendering canceled after {done} of {total} frames")
+            windows = semantic_windows(target, np.arange(start, min(start + batch_size, span.stop)))
+            rendered, _ = render_float_frames(model, source, windows, preprocess)
+            batch = quantize_on_device(rendered) if as_tensor else quantize(rendered)  # numpy: leaves the device
             if on_progress is not None:
-                on_progress(start + len(batch), total)
+                on_progress(done + len(batch), total)
             yield batch

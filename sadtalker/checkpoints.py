@@ -25,6 +25,7 @@ from .generator import SPADEGenerator
 from .head_pose import HEEstimator
 from .kp_detector import KPDetector
 from .mapping import MappingNet
+from .precision import emulate_cpu_convs
 from .weightfile import read_weights, sub_state
 
 log = logging.getLogger(__name__)
@@ -169,8 +170,8 @@ def load_mapping(path: Path) -> MappingNet:
 class SadTalkerModel:
     """Every network, loaded once, in eval mode, on one device.
 
-    The renderer networks (kp_detector, generator, mappings) use `dtype`; the audio networks and the
-    3DMM net stay float32. Mapping nets are loaded on first use and cached in `mappings`
+    The generator uses `dtype` (precision.py); the keypoint detector, the mapping nets, the audio networks
+    and the 3DMM net stay float32 (the fp32 islands). Mapping nets are loaded on first use and cached in `mappings`
     (callers holding weights elsewhere may pre-fill it).
     """
 
@@ -193,7 +194,7 @@ class SadTalkerModel:
         with self._lock:
             if channels not in self.mappings:
                 path = self.checkpoint_dir / MAPPING_FILES[channels]
-                net = load_mapping(path).to(self.device, self.dtype).eval().requires_grad_(False)
+                net = load_mapping(path).to(self.device, torch.float32).eval().requires_grad_(False)
                 self.mappings[channels] = net
                 self.files[f"mapping_{channels}"] = str(path)
             return self.mappings[channels]
@@ -225,7 +226,8 @@ def load_model(checkpoint_dir: str | Path, size: int = 256, *, device: str | tor
         files = dict.fromkeys(nets, str(d / main_file(size)))
     dev = pick_device(device)
     for role, net in nets.items():
-        renderer = role in ("kp_detector", "generator")
-        net.to(dev, dtype if renderer else torch.float32).eval().requires_grad_(False)
+        net.to(dev, dtype if role == "generator" else torch.float32).eval().requires_grad_(False)
+        if role == "generator" and dev.type == "cpu":
+            emulate_cpu_convs(net, dtype)
     log.info("loaded %s networks from %s on %s (%s)", "legacy" if legacy else f"{size}px", d, dev, dtype)
     return SadTalkerModel(**nets, device=dev, dtype=dtype, size=size, files=files, checkpoint_dir=d)

@@ -92,6 +92,10 @@ class DenseMotionNetwork(nn.Module):
 
     def forward(self, compressed: torch.Tensor, kp_driving: torch.Tensor,
                 kp_source: torch.Tensor) -> dict[str, torch.Tensor]:
+        # fp32 islands (precision.py): the grid, candidate motions, heatmaps, mask softmax and deformation;
+        # only the hourglass and the two convolutions on its output run in the network's dtype
+        compute = compressed.dtype
+        compressed, kp_driving, kp_source = compressed.float(), kp_driving.float(), kp_source.float()
         n, c, d, h, w = compressed.shape
         k = self.dims.num_kp + 1
         grid = coordinate_grid((d, h, w), compressed)  # D x H x W x 3
@@ -106,12 +110,12 @@ class DenseMotionNetwork(nn.Module):
         heat = torch.cat([heat.new_zeros(n, 1, d, h, w), heat], dim=1).unsqueeze(2)  # N x K+1 x 1 x D x H x W
 
         hourglass_in = torch.cat([heat, deformed], dim=2).view(n, -1, d, h, w)  # N x (K+1)*5 x D x H x W
-        prediction = self.hourglass(hourglass_in)  # N x 112 x D x H x W
+        prediction = self.hourglass(hourglass_in.to(compute))  # N x 112 x D x H x W
 
-        mask = F.softmax(self.mask(prediction), dim=1)  # N x K+1 x D x H x W
+        mask = F.softmax(self.mask(prediction).float(), dim=1)  # N x K+1 x D x H x W
         kept = torch.where(mask < MASK_THRESHOLD, torch.zeros_like(mask), mask).unsqueeze(2)
         deformation = (motions.permute(0, 1, 5, 2, 3, 4) * kept).sum(dim=1)  # N x 3 x D x H x W
         deformation = deformation.permute(0, 2, 3, 4, 1)  # N x D x H x W x 3
 
-        occlusion = torch.sigmoid(self.occlusion(prediction.reshape(n, -1, h, w)))  # N x 1 x H x W
+        occlusion = torch.sigmoid(self.occlusion(prediction.reshape(n, -1, h, w)).float())  # N x 1 x H x W
         return {"mask": mask, "deformation": deformation, "occlusion_map": occlusion}

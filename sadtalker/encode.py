@@ -183,3 +183,29 @@ def count_frames(path: Path) -> int:
     if proc.returncode != 0 or not found:
         raise EncodeError(f"cannot decode the video of {path}: {proc.stderr.strip()[-500:]}")
     return int(found[-1])
+
+
+def join_videos(parts: list[Path], audio_path: Path | None, out_path: Path, num_frames: int,
+                fps: int = FPS) -> Path:
+    """Concatenate H.264 MP4 segments of identical encoding without re-encoding (ffmpeg's concat demuxer,
+    stream copy) and mux the speech as VideoEncoder does (AAC at 16 kHz, cut to the video length,
+    +faststart). The partial file is removed on failure; EncodeError carries ffmpeg's stderr."""
+    out_path = Path(out_path)
+    partial = out_path.with_name(f".{out_path.name}.partial")
+    listing = out_path.with_name(f".{out_path.name}.concat.txt")
+    listing.write_text("".join(f"file '{Path(p).resolve()}'\n" for p in parts))
+    cmd = [ffmpeg_exe(), "-hide_banner", "-nostats", "-loglevel", "error", "-y",
+           "-f", "concat", "-safe", "0", "-i", str(listing)]
+    if audio_path is not None:
+        cmd += ["-i", str(audio_path), "-map", "0:v:0", "-map", "1:a:0", "-c:a", "aac", "-ar", str(AUDIO_SAMPLE_RATE)]
+    cmd += ["-c:v", "copy", "-t", f"{num_frames / fps:.6f}", "-movflags", "+faststart", "-f", "mp4", str(partial)]
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, errors="replace", check=False)
+    finally:
+        listing.unlink(missing_ok=True)
+    if proc.returncode != 0 or not partial.exists():
+        partial.unlink(missing_ok=True)
+        raise EncodeError(f"joining {len(parts)} segments failed (status {proc.returncode}): "
+                          f"{proc.stderr.strip()[-2000:] or 'no output'}")
+    os.replace(partial, out_path)
+    return out_path

@@ -69,7 +69,8 @@ class SpectralConv2d(nn.Conv2d):
 
 
 class SPADE(nn.Module):
-    """InstanceNorm(x) * (1 + gamma(seg)) + beta(seg), seg resized to x by nearest interpolation."""
+    """InstanceNorm(x) * (1 + gamma(seg)) + beta(seg), seg resized to x by nearest interpolation (callers
+    may pass it already at x's size: the decoder resizes it once per resolution, not in every block)."""
 
     def __init__(self, norm_nc: int, label_nc: int, hidden: int):
         super().__init__()
@@ -79,7 +80,8 @@ class SPADE(nn.Module):
 
     def forward(self, x: torch.Tensor, seg: torch.Tensor) -> torch.Tensor:
         normalized = F.instance_norm(x, eps=1e-5)
-        seg = F.interpolate(seg, size=x.shape[2:], mode="nearest")
+        if seg.shape[2:] != x.shape[2:]:
+            seg = F.interpolate(seg, size=x.shape[2:], mode="nearest")
         actv = self.mlp_shared(seg)
         return normalized * (1 + self.mlp_gamma(actv)) + self.mlp_beta(actv)
 
@@ -120,12 +122,16 @@ class SPADEDecoder(nn.Module):
         self.conv_img = nn.Conv2d(oc, 3, kernel_size=3, padding=1)
 
     def forward(self, feature: torch.Tensor) -> torch.Tensor:
-        seg = feature
+        seg = feature  # the conditioning map, resized (nearest) once for each resolution below
         x = self.fc(feature)
         for i in range(self.num_middle):
             x = getattr(self, f"G_middle_{i}")(x, seg)
-        x = self.up_0(F.interpolate(x, scale_factor=2), seg)  # nearest x2
-        x = self.up_1(F.interpolate(x, scale_factor=2), seg)
+        x = F.interpolate(x, scale_factor=2)  # nearest x2
+        seg = F.interpolate(seg, size=x.shape[2:], mode="nearest")
+        x = self.up_0(x, seg)
+        x = F.interpolate(x, scale_factor=2)
+        seg = F.interpolate(seg, size=x.shape[2:], mode="nearest")
+        x = self.up_1(x, seg)
         return torch.sigmoid(self.conv_img(F.leaky_relu(x, 0.2)))
 
 
@@ -167,10 +173,11 @@ class SPADEGenerator(nn.Module):
         feature = feature.expand(n, *feature.shape[1:])
         motion = self.dense_motion_network(compressed.expand(n, *compressed.shape[1:]), kp_driving,
                                            kp_source.expand(n, -1, -1))
-        warped = F.grid_sample(feature, motion["deformation"], align_corners=False)  # N x 32 x 16 x h x w
-        n, c, d, h, w = warped.shape
+        # fp32 island: the deformation field and the warp of the feature volume (precision.py)
+        warped = F.grid_sample(feature.float(), motion["deformation"], align_corners=False).to(feature.dtype)
+        n, c, d, h, w = warped.shape  # N x 32 x 16 x h x w
         out = self.third(warped.reshape(n, c * d, h, w))  # N x 256 x h x w
-        out = self.fourth(out) * motion["occlusion_map"]
+        out = self.fourth(out) * motion["occlusion_map"].to(out.dtype)
         return {"prediction": self.decoder(out), "occlusion_map": motion["occlusion_map"],
                 "mask": motion["mask"]}
 

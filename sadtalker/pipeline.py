@@ -10,7 +10,8 @@ from __future__ import annotations
 import logging
 import random
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,7 @@ from .crop import MODES, output_size
 from .encode import FPS, VideoEncoder
 from .errors import Cancelled, InvalidAudio, MissingCheckpoints
 from .pasteback import paste_frames, paste_frames_device
+from .precision import DEFAULT_PRECISION, apply_backend_flags, cast_network, check_precision, storage_dtype
 from .preprocess import (
     SourceFace,
     faces_for_crop,
@@ -32,6 +34,8 @@ from .preprocess import (
     read_image,
 )
 from .reference_video import reference_coeffs, tile_to
+from .stages import DEFAULT_DEPTH, Stages
+from .tuning import auto_batch_size, estimated_frame_bytes, measure_frame_bytes, tune_generator
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +62,7 @@ class GenerateOptions:
     size: int = 256                   # 256 | 512
     pose_style: int = 0               # 0..45
     expression_scale: float = 1.0     # 0..3
-    batch_size: int = 2
+    batch_size: int | None = None     # None: 2 on the CPU, from free memory on a GPU (tuning.py)
     ref_eyeblink: Path | None = None  # video file
     ref_pose: Path | None = None      # video file
     seed: int | None = None           # None -> random, reported in the result
@@ -73,7 +77,8 @@ class GenerateOptions:
             (0 <= self.pose_style < NUM_POSE_STYLES, f"pose_style must be in 0..{NUM_POSE_STYLES - 1}"),
             (0 <= self.expression_scale <= MAX_EXPRESSION_SCALE,
              f"expression_scale must be in 0..{MAX_EXPRESSION_SCALE:g}"),
-            (1 <= self.batch_size <= MAX_BATCH_SIZE, f"batch_size must be in 1..{MAX_BATCH_SIZE}"),
+            (self.batch_size is None or 1 <= self.batch_size <= MAX_BATCH_SIZE,
+             f"batch_size must be in 1..{MAX_BATCH_SIZE}"),
             (self.seed is None or 0 <= self.seed < 2**63, "seed must be a non-negative integer"),
         ]
         for ok, message in checks:
@@ -99,6 +104,7 @@ class GenerateResult:
     height: int
     face_detector: str
     seed: int
+    stages: dict = field(default_factory=dict)   # name -> frames, seconds, fps, busy_share, ran (Stages.report)
 
 
 def missing_checkpoints(checkpoint_dir: str | Path, sizes: tuple[int, ...] = (256,)) -> list[str]:
@@ -128,14 +134,17 @@ class Pipeline:
     """Every model loaded once on one device; `generate` may be called many times (not concurrently)."""
 
     def __init__(self, checkpoint_dir: Path, models: dict, analyzer: Any, enhancer: Any,
-                 enhancer_missing: list[str], device: str, *, postprocess: str = "auto",
-                 force_face: bool = False):
+                 enhancer_missing: list[str], device: str, precision: str = DEFAULT_PRECISION,
+                 stage_depth: int = DEFAULT_DEPTH, *, postprocess: str = "auto", force_face: bool = False):
         self.checkpoint_dir = checkpoint_dir
         self.models = models               # size -> SadTalkerModel
         self.analyzer = analyzer           # face.FaceAnalyzer
         self.enhancer = enhancer           # face.Enhancer or None
         self._enhancer_missing = enhancer_missing
         self.device = device
+        self.precision = precision         # precision.PRECISIONS
+        self.stage_depth = stage_depth     # batches waiting between two overlapped stages
+        self.frame_bytes: dict[int, int] = {}   # size -> GPU bytes per rendered frame, measured at warm-up
         if postprocess not in POSTPROCESS:
             raise ValueError(f"postprocess must be one of {', '.join(POSTPROCESS)}, got {postprocess!r}")
         if postprocess == "auto":
@@ -144,17 +153,18 @@ class Pipeline:
         self.force_face = force_face       # benchmarks: the enhancer uses the photo's face instead of detecting
 
     @classmethod
-    def load(cls, checkpoint_dir: str | Path, *, device: str | None = None, half: bool = False,
-             sizes: tuple[int, ...] = (256,), enhancer: bool = True,
-             face_dirs: Sequence[Path] | None = None, postprocess: str = "auto",
-             force_face: bool = False) -> Pipeline:
+    def load(cls, checkpoint_dir: str | Path, *, device: str | None = None, precision: str = DEFAULT_PRECISION,
+             half: bool = False, sizes: tuple[int, ...] = (256,), enhancer: bool = True,
+             face_dirs: Sequence[Path] | None = None, compile: bool = False, stage_depth: int = DEFAULT_DEPTH,
+             postprocess: str = "auto", force_face: bool = False) -> Pipeline:
         """Load the renderer/audio/3DMM models for `sizes`, the face analyzer and (if present) GFPGAN. Face
         files are looked for in `face_dirs` (default: `checkpoint_dir` and its `gfpgan/weights/`).
 
-        postprocess: "device" runs resize, paste-back and the enhancer batched on `device`; "cpu" the
-        numpy/OpenCV reference path; "auto" the first on CUDA, the second on the CPU. force_face: the enhancer
-        takes the photo's known face in every frame instead of detecting one (benchmarks on stand-in weights,
-        whose noise frames show no face).
+        precision: fp32 | tf32 | bf16 | fp16 (precision.py), set explicitly here; `half` is the older spelling
+        of fp16. compile: torch.compile the decoder and hourglass (tuning.py). postprocess: "device" runs
+        resize, paste-back and the enhancer batched on `device`; "cpu" the numpy/OpenCV reference path; "auto"
+        the first on CUDA, the second on the CPU. force_face: the enhancer takes the photo's known face in every
+        frame instead of detecting one (benchmarks on stand-in weights, whose noise frames show no face).
         """
         if postprocess not in POSTPROCESS:
             raise ValueError(f"postprocess must be one of {', '.join(POSTPROCESS)}, got {postprocess!r}")
@@ -171,22 +181,28 @@ class Pipeline:
         if missing:
             raise MissingCheckpoints(str(checkpoint_dir), missing)
         device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-        if half and not str(device).startswith("cuda"):
-            raise ValueError("half precision needs a CUDA device; leave it off on the CPU")
-        dtype = torch.float16 if half else torch.float32
+        precision = check_precision("fp16" if half else precision)
+        apply_backend_flags(precision, device)
+        dtype = storage_dtype(precision)
         models = {size: load_model(checkpoint_dir, size, device=device, dtype=dtype) for size in sizes}
+        for model in models.values():
+            tune_generator(model.generator, device, dtype, compile)
         analyzer = FaceAnalyzer.load(checkpoint_dir, device=device, face_dirs=face_dirs)
+        if analyzer.detector is not None:
+            cast_network(analyzer.detector, precision)   # FAN landmarks stay fp32 (an island)
         restorer, enhancer_missing = None, []
         if enhancer:
             try:
                 restorer = Enhancer.load(checkpoint_dir, device=device, analyzer=analyzer, face_dirs=face_dirs)
+                cast_network(restorer.gfpgan, precision)
+                cast_network(restorer.parsenet, precision)
             except MissingCheckpoints as e:
                 enhancer_missing = e.missing
                 log.warning("face enhancer unavailable: %s", e)
-        log.info("pipeline ready on %s: sizes %s, face detector %s, enhancer %s", device, sizes,
+        log.info("pipeline ready on %s (%s): sizes %s, face detector %s, enhancer %s", device, precision, sizes,
                  analyzer.backend, "gfpgan" if restorer else "none")
-        return cls(checkpoint_dir, models, analyzer, restorer, enhancer_missing, str(device),
-                   postprocess=postprocess, force_face=force_face)
+        return cls(checkpoint_dir, models, analyzer, restorer, enhancer_missing, str(device), precision,
+                   stage_depth, postprocess=postprocess, force_face=force_face)
 
     def warm_up(self) -> None:
         """Load both mapping nets and run the face detector and every renderer once on a blank image, so the
@@ -197,9 +213,12 @@ class Pipeline:
         for size, model in self.models.items():
             model.mapping("full")
             image = np.full((size, size, 3), 128, np.uint8)
-            coeffs = np.zeros((2, 70), np.float32)
-            for _ in render_frames(model, image, np.zeros(73, np.float32), coeffs, batch_size=2):
-                pass
+            render_two = partial(_drain, render_frames, model, image, np.zeros(73, np.float32),
+                                 np.zeros((2, 70), np.float32), batch_size=2)
+            render_two()
+            measured = measure_frame_bytes(self.device, render_two)
+            if measured is not None:
+                self.frame_bytes[size] = measured
 
     def find_face(self, image_path: str | Path) -> FaceInfo:
         """The face generate() would animate. InvalidImage, NoFaceDetected."""
@@ -221,15 +240,12 @@ class Pipeline:
         source = self._stage_face(Path(image_path), model, options, run)
         mels = self._stage_audio_features(Path(audio_path), run)
         coeffs = self._stage_coefficients(model, source, mels, options, seed, run)
-        frames = self._stage_render(model, source, coeffs, options, run, report=enhancer is None)
-        if enhancer is not None:
-            frames = self._stage_enhance(frames, enhancer, len(coeffs), run,
-                                         self._known_face(source, options, Path(image_path))
-                                         if self.force_face else None)
-        width, height = self._stage_encode(frames, source, options, len(coeffs), Path(audio_path),
+        known_face = self._known_face(source, options, Path(image_path)) if self.force_face and enhancer else None
+        stages = self._frame_stages(model, source, coeffs, options, enhancer, run, known_face=known_face)
+        width, height = self._stage_encode(stages, source, options, len(coeffs), Path(audio_path),
                                            Path(out_path), run)
         return GenerateResult(Path(out_path), len(coeffs) / FPS, len(coeffs), width, height,
-                              self.analyzer.backend, seed)
+                              self.analyzer.backend, seed, stages.report())
 
     # -- stages -------------------------------------------------------------------------------------
 
@@ -277,35 +293,40 @@ class Pipeline:
                                size=options.size, max_frames=num_frames)
         return tile_to(seq[:, columns], num_frames)
 
-    def _stage_render(self, model, source: SourceFace, coeffs: np.ndarray, options: GenerateOptions,
-                      run: _Run, report: bool) -> Iterator[np.ndarray]:
-        """Batches of final frames: rendered, resized to the output size (§8.4), pasted back in full modes."""
+    def _frame_stages(self, model, source: SourceFace, coeffs: np.ndarray, options: GenerateOptions, enhancer,
+                      run: _Run, frames: range | None = None, known_face: np.ndarray | None = None) -> Stages:
+        """render -> postprocess (resize to the output size §8.4, paste back in full modes) -> enhance (GFPGAN,
+        2x), each in its own thread with bounded queues between them (see stages.py); nothing runs until
+        the caller drains the result. Deviation: the reference enhances the re-read lossy video instead.
+        On the device path frames stay on the device until the last of these stages brings them back, once."""
+        total = len(frames) if frames is not None else len(coeffs)
+        run.report("render", 0, total)
+        to_host = self.postprocess == "device" and enhancer is None
+        transforms = [("postprocess", lambda batches: _final_frames(
+            batches, output_size(options.size, source.info_size), source, to_host=to_host))]
+        if enhancer is not None:
+            run.report("enhance", 0, total)
+            transforms.append(("enhance", lambda batches: _enhanced_frames(batches, enhancer, total, run,
+                                                                            known_face)))
+        return Stages("render", lambda: self._render_batches(model, source, coeffs, options, run,
+                                                              report=enhancer is None, frames=frames),
+                      transforms, depth=self.stage_depth, device=self.device)
+
+    def _render_batches(self, model, source: SourceFace, coeffs: np.ndarray, options: GenerateOptions,
+                        run: _Run, report: bool, frames: range | None = None) -> Iterator[np.ndarray]:
         from .animate import render_frames
 
-        total = len(coeffs)
-        run.report("render", 0, total)
-        on_device = self.postprocess == "device"
-        batches = render_frames(
+        return render_frames(
             model, source.image, source.coeff, coeffs, preprocess=options.preprocess, still=options.still,
-            expression_scale=options.expression_scale, batch_size=options.batch_size,
+            expression_scale=options.expression_scale, batch_size=self._batch_size(model, options),
             on_progress=(lambda done, n: run.report("render", done, n)) if report else None,
-            should_cancel=run.should_cancel, as_tensor=on_device)
-        # with the enhancer next, device frames stay on the device (it brings them back, once)
-        return _final_frames(batches, output_size(options.size, source.info_size), source,
-                             to_host=on_device and options.enhancer == "none")
+            should_cancel=run.should_cancel, frames=frames, as_tensor=self.postprocess == "device")
 
-    def _stage_enhance(self, frames: Iterator, enhancer, total: int, run: _Run,
-                       known_face: np.ndarray | None = None) -> Iterator[np.ndarray]:
-        """GFPGAN on each batch (2x). Deviation: the reference re-reads the lossy encoded video instead."""
-        run.report("enhance", 0, total)
-        return _enhanced_frames(frames, enhancer, total, run, known_face)
-
-    def _stage_encode(self, frames: Iterator[np.ndarray], source: SourceFace, options: GenerateOptions,
-                      total: int, audio_path: Path, out_path: Path, run: _Run) -> tuple[int, int]:
+    def _stage_encode(self, stages: Stages, source: SourceFace, options: GenerateOptions,
+                      total: int, audio_path: Path | None, out_path: Path, run: _Run) -> tuple[int, int]:
         width, height = self._frame_size(source, options)
-        with VideoEncoder(out_path, audio_path, width, height, total) as encoder:
-            for batch in frames:
-                encoder.write(batch)
+        with stages, VideoEncoder(out_path, audio_path, width, height, total) as encoder:
+            stages.drain("encode", encoder.write)
             run.report("encode", 0, 1)
             encoder.close()
         run.report("encode", 1, 1)
@@ -332,6 +353,12 @@ class Pipeline:
         out_w, out_h = output_size(options.size, source.info_size)
         return (in_crop * [out_w / options.size, out_h / options.size]).astype(np.float32)
 
+    def _batch_size(self, model, options: GenerateOptions) -> int:
+        if options.batch_size is not None:
+            return options.batch_size
+        frame_bytes = self.frame_bytes.get(model.size) or estimated_frame_bytes(model.size, model.dtype)
+        return auto_batch_size(self.device, frame_bytes)
+
     def _model_for(self, size: int):
         if size not in self.models:
             raise MissingCheckpoints(str(self.checkpoint_dir),
@@ -345,6 +372,11 @@ class Pipeline:
             missing = self._enhancer_missing or ["GFPGANv1.4.pth (enhancer not loaded by this pipeline)"]
             raise MissingCheckpoints(str(self.checkpoint_dir), missing)
         return self.enhancer
+
+
+def _drain(make: Callable[..., Iterator[Any]], *args: Any, **kwargs: Any) -> None:
+    for _ in make(*args, **kwargs):
+        pass
 
 
 def _final_frames(batches: Iterator, size: tuple[int, int], source: SourceFace, to_host: bool = True) -> Iterator:
@@ -390,15 +422,16 @@ def generate(image_path: str | Path, audio_path: str | Path, out_path: str | Pat
              checkpoint_dir: str | Path = "checkpoints", **options: Any) -> GenerateResult:
     """One-shot helper: load a Pipeline for this job's size/enhancer and generate.
 
-    `options`: GenerateOptions fields, plus `device` and `half` for loading.
+    `options`: GenerateOptions fields, plus `device`, `precision` and `half` for loading.
     """
     device, half = options.pop("device", None), options.pop("half", False)
+    precision = options.pop("precision", DEFAULT_PRECISION)
     names = {f.name for f in fields(GenerateOptions)}
     unknown = sorted(set(options) - names)
     if unknown:
         raise TypeError(f"unknown option(s) {', '.join(unknown)}; valid: {', '.join(sorted(names))}")
     opts = GenerateOptions(**options)
     opts.validate()
-    pipeline = Pipeline.load(checkpoint_dir, device=device, half=half, sizes=(opts.size,),
+    pipeline = Pipeline.load(checkpoint_dir, device=device, precision=precision, half=half, sizes=(opts.size,),
                              enhancer=opts.enhancer == "gfpgan")
     return pipeline.generate(image_path, audio_path, out_path, opts)

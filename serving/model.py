@@ -26,11 +26,11 @@ ProgressFn = Callable[[str, int, int], None]
 class ModelRunner:
     """Loads the renderer once (`load`) and runs every render (`render`) in the same, single thread."""
 
-    def __init__(self, checkpoint_dir: Path, *, device: str = "auto", half: bool = False,
+    def __init__(self, checkpoint_dir: Path, *, device: str = "auto", precision: str = "fp32",
                  sizes: tuple[int, ...] = (256,), enhancer: bool = True, face_dirs: list[Path] | None = None):
         self.checkpoint_dir = Path(checkpoint_dir)
         self._device_setting = device
-        self._factory = pipeline_renderer_factory(self.checkpoint_dir, sizes=sizes, half=half, enhancer=enhancer,
+        self._factory = pipeline_renderer_factory(self.checkpoint_dir, sizes=sizes, precision=precision, enhancer=enhancer,
                                                   face_dirs=face_dirs)
         self._thread = ThreadPoolExecutor(1, thread_name_prefix="model")
         self._lock = threading.Lock()
@@ -38,7 +38,7 @@ class ModelRunner:
 
     @classmethod
     def from_settings(cls, settings: Any) -> ModelRunner:
-        return cls(settings.sadtalker_checkpoint_dir, device=settings.sadtalker_device, half=settings.sadtalker_half,
+        return cls(settings.sadtalker_checkpoint_dir, device=settings.sadtalker_device, precision=settings.precision,
                    sizes=settings.preload_sizes, enhancer=settings.sadtalker_enhancer,
                    face_dirs=settings.face_weight_dirs)
 

@@ -85,3 +85,24 @@ async def test_without_checkpoints_the_service_starts_and_says_what_is_missing(t
         shutil.copytree(standin_checkpoints, tmp_path / "empty", dirs_exist_ok=True)
         ready = await wait_for(client, "/readyz", lambda r: r.status_code == 200, 120)
         assert ready.status_code == 200, ready.text
+
+
+async def test_split_devices_make_one_worker_spanning_every_device(tmp_path, standin_checkpoints, face_png,
+                                                                   short_speech_wav):
+    """SADTALKER_SPLIT_DEVICES with two CPU "devices": one worker, the 15-frame clip rendered as 2 segments."""
+    settings = make_settings(tmp_path, sadtalker_checkpoint_dir=standin_checkpoints, sadtalker_enhancer=False,
+                             sadtalker_device="cpu,cpu", sadtalker_split_devices=True, sadtalker_min_segment_s=0.2)
+    app = create_app(settings)
+    async with app.router.lifespan_context(app), await _client(app) as client:
+        ready = await wait_for(client, "/readyz", lambda r: r.status_code == 200 or "failed" in r.text, 120)
+        assert ready.status_code == 200, ready.text
+        workers = app.state.services.pool.workers
+        assert [w.device for w in workers] == ["cpu,cpu"]
+        assert [p.device for p in workers[0].renderer.pipeline.pipelines] == ["cpu", "cpu"]
+        job = (await client.post("/v1/jobs", files={"image": ("f.png", face_png.read_bytes()),
+                                                    "audio": ("s.wav", short_speech_wav.read_bytes())},
+                                 data={"seed": "3"})).json()
+        done = await wait_status(client, job["id"], ("succeeded", "failed"), timeout_s=180)
+        assert done["status"] == "succeeded", done
+        assert done["result"]["frames"] == 15 and done["progress"]["frames_total"] == 15
+        assert workers[0].renderer.pipeline.last_segments == [range(0, 8), range(8, 15)]

@@ -96,3 +96,20 @@ def test_devices_per_worker():
 
     expected = [f"cuda:{i}" for i in range(torch.cuda.device_count())] or ["cpu"]
     assert resolve_devices("auto", 0) == expected
+
+
+def test_precision_split_and_compile_settings(monkeypatch, tmp_path):
+    from api.renderer import spanning_worker
+
+    monkeypatch.setenv("SADTALKER_OUTPUT_DIR", str(tmp_path))
+    assert Settings(_env_file=None).precision == "fp32"   # the conformance-checked default, explicit
+    monkeypatch.setenv("SADTALKER_PRECISION", "bf16")
+    monkeypatch.setenv("SADTALKER_SPLIT_DEVICES", "true")
+    settings = Settings(_env_file=None)
+    assert (settings.precision, settings.sadtalker_split_devices, settings.sadtalker_compile) == ("bf16", True, False)
+    monkeypatch.setenv("SADTALKER_HALF", "true")   # the older switch means fp16
+    assert Settings(_env_file=None).precision == "fp16"
+    monkeypatch.setenv("SADTALKER_PRECISION", "int8")
+    with pytest.raises(ValidationError, match="sadtalker_precision"):
+        Settings(_env_file=None)
+    assert spanning_worker(["cuda:0", "cuda:1"]) == ["cuda:0,cuda:1"]

@@ -79,6 +79,8 @@ def test_crop_mode_writes_a_playable_lip_sync_video(crop_run, pipeline, face_png
     assert isinstance(result.seed, int)
     assert_playable_mp4(result.video_path, TINY_FRAMES, (result.width, result.height))
     assert sorted(p.name for p in result.video_path.parent.iterdir()) == ["talk.mp4"]
+    assert list(result.stages) == ["render", "postprocess", "encode"]   # overlapped stages, each ran
+    assert all(row["frames"] == TINY_FRAMES and row["ran"] for row in result.stages.values())
 
 
 def test_progress_reports_every_stage_in_order(crop_run):
@@ -246,8 +248,9 @@ def test_warm_up_and_load_arguments(pipeline, small_checkpoints):
     assert pipeline.device == "cpu"
     with pytest.raises(ValueError, match="sizes must be among"):
         Pipeline.load(small_checkpoints, sizes=(300,))
-    with pytest.raises(ValueError, match="half precision needs a CUDA device"):
-        Pipeline.load(small_checkpoints, device="cpu", half=True)
+    with pytest.raises(ValueError, match="precision must be one of fp32, tf32, bf16, fp16"):
+        Pipeline.load(small_checkpoints, device="cpu", precision="int8")
+    assert pipeline.precision == "fp32" and not torch.backends.cudnn.allow_tf32
     if not torch.cuda.is_available():
         with pytest.raises(ValueError, match="CUDA is not available"):
             Pipeline.load(small_checkpoints, device="cuda")
