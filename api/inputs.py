@@ -48,7 +48,8 @@ class JobOptions(BaseModel):
     size: int = 256
     pose_style: int = Field(0, ge=0, le=45)
     expression_scale: float = Field(1.0, ge=0.0, le=3.0)
-    batch_size: int = Field(2, ge=1, le=32)
+    batch_size: int | None = Field(None, ge=1, le=32, description="frames per render call; null: 2 on the CPU, "
+                                   "as many as the free GPU memory holds on a GPU")
     seed: int | None = Field(None, ge=0, le=2**31 - 1)
 
     @field_validator("size")

@@ -24,7 +24,7 @@ class RenderOptions:
     size: int = 256  # 256 | 512
     pose_style: int = 0
     expression_scale: float = 1.0
-    batch_size: int = 2
+    batch_size: int | None = None  # None: the renderer picks (2 on the CPU, from free memory on a GPU)
     seed: int | None = None  # None: the renderer picks one and reports it
 
     @classmethod

@@ -39,7 +39,7 @@ def test_split_input_fills_the_api_defaults():
                                     "size": "512", "still": "true"})
     assert sources == {"image": "https://x/a.png", "audio": "data:audio/wav;base64,AAAA"}
     assert options == {"preprocess": "crop", "still": True, "enhancer": "none", "size": 512, "pose_style": 0,
-                       "expression_scale": 1.0, "batch_size": 2, "seed": None}
+                       "expression_scale": 1.0, "batch_size": None, "seed": None}
 
 
 @pytest.mark.parametrize(("raw", "code", "words"), [

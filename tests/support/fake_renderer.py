@@ -158,7 +158,7 @@ class FakeRenderer:
             progress(stage, 0, 1)
             self._boundary(should_cancel)
             progress(stage, 1, 1)
-        batch = request.options.batch_size
+        batch = request.options.batch_size or 2
         for done in range(0, total, batch):
             self._boundary(should_cancel)
             if script.fail_code:
