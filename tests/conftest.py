@@ -101,3 +101,22 @@ def speech_m4a(media_dir, speech_wav) -> Path:
 @pytest.fixture(scope="session")
 def rng() -> np.random.Generator:
     return np.random.default_rng(0)
+
+
+@pytest.fixture
+def servers():
+    """Makes `tests.support.app.ServerProcess` instances (real uvicorn processes) and kills any still running at
+    teardown, also when a test fails."""
+    from tests.support.app import ServerProcess
+
+    made: list[ServerProcess] = []
+
+    def make(env: dict[str, str]) -> ServerProcess:
+        server = ServerProcess(env)
+        made.append(server)
+        server.start()
+        return server
+
+    yield make
+    for server in made:
+        server.kill()

@@ -13,22 +13,6 @@ from tests.support.app import KEY_A, ServerProcess
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture
-def servers():
-    """Makes ServerProcess instances and kills any still running at teardown (also when a test fails)."""
-    made: list[ServerProcess] = []
-
-    def make(env: dict[str, str]) -> ServerProcess:
-        server = ServerProcess(env)
-        made.append(server)
-        server.start()
-        return server
-
-    yield make
-    for server in made:
-        server.kill()
-
-
 def _env(tmp_path, batch_s: float, **extra: str) -> dict[str, str]:
     return {"API_KEYS": KEY_A, "API_KEY": "", "SADTALKER_OUTPUT_DIR": str(tmp_path / "out"),
             "SADTALKER_DEVICE": "cpu", "SADTALKER_WORKERS": "1", "SADTALKER_ALLOW_PRIVATE_URLS": "true",

@@ -19,21 +19,6 @@ from .conftest import SmallFs
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture
-def servers():
-    made: list[ServerProcess] = []
-
-    def make(env: dict[str, str]) -> ServerProcess:
-        server = ServerProcess(env)
-        made.append(server)
-        server.start()
-        return server
-
-    yield make
-    for server in made:
-        server.kill()
-
-
 def _env(out: Path, batch_s: float, **extra: str) -> dict[str, str]:
     return {"API_KEYS": KEY_A, "API_KEY": "", "SADTALKER_OUTPUT_DIR": str(out), "SADTALKER_DEVICE": "cpu",
             "SADTALKER_WORKERS": "1", "SADTALKER_RETENTION_HOURS": "0", "SADTALKER_MIN_FREE_MB": "1",
