@@ -120,8 +120,10 @@ def test_still_mode_keeps_the_source_pose_and_full_mode_uses_the_73_channel_net(
 def test_bfloat16_renderer_gives_close_frames(small_checkpoints, model, inputs):
     image, source, coeffs = inputs
     half = load_model(small_checkpoints, device="cpu", dtype=torch.bfloat16)
-    assert next(half.generator.parameters()).dtype == torch.bfloat16
-    assert next(half.audio2exp.parameters()).dtype == torch.float32
+    # bf16 storage; on this CPU the convolutions keep bf16-rounded weights in float32 form (precision.py)
+    assert half.dtype == torch.bfloat16
+    assert any(p.dtype == torch.bfloat16 for p in half.generator.parameters())
+    assert next(half.audio2exp.parameters()).dtype == torch.float32 and next(half.kp_detector.parameters()).dtype == torch.float32
     a = np.concatenate(list(animate.render_frames(model, image, source, coeffs[:2])))
     b = np.concatenate(list(animate.render_frames(half, image, source, coeffs[:2])))
     assert a.shape == b.shape and np.abs(a.astype(int) - b.astype(int)).mean() < 8
