@@ -17,7 +17,7 @@ from typing import Any
 from api.errors import ApiError
 from api.renderer import pipeline_renderer_factory, resolve_devices
 from jobs.models import STAGE_WEIGHTS, stage_percent
-from jobs.render import RenderRequest, RenderResult
+from jobs.render import RenderOptions, RenderRequest, RenderResult
 
 log = logging.getLogger(__name__)
 ProgressFn = Callable[[str, int, int], None]
@@ -59,9 +59,9 @@ class ModelRunner:
                progress: ProgressFn | None = None, job_id: str = "serverless") -> Future:
         """Queues one render on the model thread; the future holds a `RenderResult`."""
         loading = self.load()
+        refs = {name: Path(files[name]) for name in ("ref_eyeblink", "ref_pose") if files.get(name)}
         request = RenderRequest(job_id, Path(files["image"]), Path(files["audio"]), Path(out_path),
-                                {**options, "ref_eyeblink": files.get("ref_eyeblink"),
-                                 "ref_pose": files.get("ref_pose")})
+                                RenderOptions.from_record(options), **refs)
         return self._thread.submit(self._render, loading, request, progress or (lambda *_: None))
 
     @staticmethod

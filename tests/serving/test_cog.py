@@ -68,4 +68,4 @@ def test_bad_media_fail_with_the_api_code(cog_server, noface_png, face_png, tiny
     assert noface["status"] == "failed" and "no_face_detected:" in noface["error"], noface
     not_audio = predict(cog_server, {"image": data_uri(face_png, "image/png"),
                                      "audio": data_uri(face_png, "audio/wav")})
-    assert not_audio["status"] == "failed" and "invalid_audio:" in not_audio["error"], not_audio
+    assert not_audio["status"] == "failed" and "unsupported_media_type:" in not_audio["error"], not_audio

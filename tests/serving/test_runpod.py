@@ -110,7 +110,7 @@ def error_of(body: dict) -> dict:
     ({"image": "ftp://example.com/face.png"}, "url_not_allowed", "http and https"),
     ({"image": "http://169.254.169.254/latest/meta-data"}, "url_not_allowed", "metadata"),
     ({"audio": "data:audio/wav;base64,@@@"}, "validation_error", "base64"),
-    ({"audio": "PLACEHOLDER_IMAGE"}, "invalid_audio", "could not be decoded"),
+    ({"audio": "PLACEHOLDER_IMAGE"}, "unsupported_media_type", "not audio"),  # a PNG sent as audio
 ])
 def test_bad_inputs_fail_with_a_code(runpod_api, face_png, tiny_speech_wav, inputs, code, words):
     values = {"image": data_uri(face_png, "image/png"), "audio": data_uri(tiny_speech_wav, "audio/wav"), **inputs}

@@ -4,6 +4,7 @@ submit, the progress bar fed by the event stream, the finished video, the recent
 from __future__ import annotations
 
 import shutil
+import time
 from pathlib import Path
 
 import pytest
@@ -40,6 +41,15 @@ def browser():
         chromium.close()
 
 
+def wait_until(page, expression: str, timeout_s: float = 30.0) -> None:
+    """Polls a JavaScript expression with `page.evaluate` (DevTools evaluation: the page's CSP forbids the
+    string eval that `wait_for_function` polls with)."""
+    deadline = time.monotonic() + timeout_s
+    while not page.evaluate(expression):
+        assert time.monotonic() < deadline, f"still false after {timeout_s} s: {expression}"
+        time.sleep(0.05)
+
+
 def test_submit_watch_and_play(browser, tmp_path, face_png, speech_wav):
     factory = FakeFactory(Script(frames=50, batch_s=0.06, sizes=(256,), enhancers=("none",)))
     with live_server(make_settings(tmp_path / "out"), factory) as url:
@@ -68,10 +78,10 @@ def test_submit_watch_and_play(browser, tmp_path, face_png, speech_wav):
 
         page.set_input_files("#image-input", str(face_png))
         page.set_input_files("#audio-input", str(speech_wav))
-        page.wait_for_function("document.getElementById('image-preview').naturalWidth === 512")
+        wait_until(page, "document.getElementById('image-preview').naturalWidth === 512")
         assert page.is_visible("#audio-preview") and "speech.wav" in page.inner_text("#audio-name")
         page.wait_for_selector("#preflight-verdict >> text=Ready")  # checked as soon as both files are there
-        page.wait_for_function("document.getElementById('face-crop').naturalWidth > 0")
+        wait_until(page, "document.getElementById('face-crop').naturalWidth > 0")
         assert "Audio: " in page.inner_text("#preflight-details")
 
         page.select_option("#preprocess", "full")
@@ -79,7 +89,7 @@ def test_submit_watch_and_play(browser, tmp_path, face_png, speech_wav):
         page.evaluate(RECORD_PROGRESS)
         page.click("#submit-button")
         page.wait_for_selector("#result:not([hidden])", timeout=30_000)
-        page.wait_for_function("document.getElementById('result-video').readyState >= 1", timeout=10_000)
+        wait_until(page, "document.getElementById('result-video').readyState >= 1", timeout_s=10)
 
         seen = page.evaluate("window.progressSeen")
         job_id = page.inner_text("#job-id")
