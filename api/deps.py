@@ -93,10 +93,15 @@ def get_services(request: Request) -> Services:
 ServicesDep = Annotated[Services, Depends(get_services)]
 
 
-def require_owner(request: Request, services: ServicesDep, x_api_key: ApiKey) -> str:
-    if len(request.headers.getlist("x-api-key")) > 1:  # proxies disagree on which one counts: refuse both
+def request_owner(request: Request, keys: Any, x_api_key: str | None) -> str:
+    """The owner of the request's one X-API-Key (two headers are refused: proxies disagree on which counts)."""
+    if len(request.headers.getlist("x-api-key")) > 1:
         raise ApiError("unauthorized", "send exactly one X-API-Key header")
-    return authenticate(services.settings.keys, x_api_key)
+    return authenticate(keys, x_api_key)
+
+
+def require_owner(request: Request, services: ServicesDep, x_api_key: ApiKey) -> str:
+    return request_owner(request, services.settings.keys, x_api_key)
 
 
 Owner = Annotated[str, Depends(require_owner)]

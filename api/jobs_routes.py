@@ -11,7 +11,7 @@ from jobs import Job, JobStatus
 
 from .contract import AUTH_CODES, SUBMIT_CODES, JobList, answers
 from .contract import Job as JobModel
-from .deps import ApiKey, Owner, Services, ServicesDep, authenticate
+from .deps import ApiKey, Owner, Services, ServicesDep, request_owner
 from .errors import ApiError
 from .inputs import request_body_doc
 from .ranges import RangedFileResponse, parse_range
@@ -102,11 +102,11 @@ def media_doc(kind: str, media_type: str) -> dict[str | int, dict[str, Any]]:
             307: {"description": "kept in cloud storage: redirect to a fresh URL of it"}}
 
 
-def linked_job(services: Services, job_id: str, kind: str, key: str | None, exp: str | None,
+def linked_job(request: Request, services: Services, job_id: str, kind: str, key: str | None, exp: str | None,
                sig: str | None) -> Job:
     """The job whose media is asked for: by a signed link (`exp`, `sig`), else by the caller's API key."""
     if exp is None and sig is None:
-        return services.manager.get(job_id, authenticate(services.settings.keys, key))
+        return services.manager.get(job_id, request_owner(request, services.settings.keys, key))
     if not services.urls.signer.verify(f"/v1/jobs/{job_id}/{kind}", exp, sig):
         raise ApiError("forbidden", "the link is invalid or has expired; read the job again for a fresh link")
     return services.manager.get(job_id)
@@ -114,7 +114,7 @@ def linked_job(services: Services, job_id: str, kind: str, key: str | None, exp:
 
 async def serve_media(kind: str, job_id: str, request: Request, services: Services, key: str | None,
                       exp: str | None, sig: str | None) -> Response:
-    job = linked_job(services, job_id, kind, key, exp, sig)
+    job = linked_job(request, services, job_id, kind, key, exp, sig)
     if job.status is not JobStatus.SUCCEEDED or job.result is None:
         raise ApiError("job_not_finished", f"job {job_id} is {job.status.value}; it has no {kind}")
     key_field, url_field, media_type, ext = MEDIA[kind]

@@ -194,6 +194,8 @@ def test_auth_ids_and_event_headers(server):
         _assert_envelope(two_keys, 401, "unauthorized")
         two_keys = client.get("/v1/jobs", headers=[("X-API-Key", "wrong"), ("X-API-Key", KEY_A)])
         _assert_envelope(two_keys, 401, "unauthorized")
+        two_keys = client.get(f"/v1/jobs/{server.job_id}/video", headers=[("X-API-Key", KEY_A), ("X-API-Key", KEY_B)])
+        _assert_envelope(two_keys, 401, "unauthorized")
         _assert_envelope(client.get("/v1/jobs", headers={"X-API-Key": "k" * 10_000}), 401, "unauthorized")
         key = {"X-API-Key": KEY_A}
         for job_id in ("nope", "job_" + "f" * 5000, "..%2F..%2Fjobs.sqlite3", "%00", "job_%E2%80%AE", "'; drop"):
